@@ -1,0 +1,3 @@
+"""joinedup: lawful, audited data sharing for health and social care."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Access control: agreements, consent, relationships and the decision point."""

@@ -1,0 +1,1 @@
+"""HTTP: the partner FHIR API (/fhir), the admin API (/admin) and public discovery routes."""

@@ -1,0 +1,9 @@
+"""The admin API (/admin): internal operations, its own schemas, never reused by /fhir."""
+
+from fastapi import APIRouter, Depends
+
+from joinedup.api.admin import orgs
+from joinedup.api.deps import authenticated
+
+router = APIRouter(prefix="/admin", dependencies=[Depends(authenticated)])
+router.include_router(orgs.router)

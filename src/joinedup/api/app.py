@@ -1,0 +1,46 @@
+"""The FastAPI application, assembled from configured services."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from joinedup import __version__
+from joinedup.api import admin, problems, public
+from joinedup.api.observe import Metrics, ObserveMiddleware
+from joinedup.api.routes import RouteTemplates
+from joinedup.services import Services
+
+DESCRIPTION = """
+joinedup lets the NHS, councils and charities in one area share what they know
+about the people they jointly care for, lawfully and audited.
+
+* `/oauth2/token`: client credentials with `private_key_jwt` (RFC 7523).
+* `/admin/...`: the admin API (problem+json errors).
+* `/fhir/...`: the partner FHIR R4 API (OperationOutcome errors).
+"""
+
+
+def create_app(svc: Services) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        svc.close()
+
+    app = FastAPI(
+        title="joinedup",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    metrics = Metrics()
+    app.state.services = svc
+    app.state.verifier = svc.verifier()
+    app.state.metrics = metrics
+    problems.install(app)
+    app.include_router(public.router)
+    app.include_router(admin.router)
+    app.add_middleware(ObserveMiddleware, metrics=metrics, templates=RouteTemplates(app))
+    return app

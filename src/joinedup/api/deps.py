@@ -1,0 +1,53 @@
+"""Request dependencies: the verified token, and permission checks.
+
+Routers declare ``dependencies=[Depends(authenticated)]`` once; routes add
+``Depends(require(Permission.X))``. tests/integration/test_route_auth.py walks
+every route and fails if one answers without a valid token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from joinedup.auth.permissions import Permission
+from joinedup.auth.tokens import AccessToken, TokenVerifier
+from joinedup.errors import Forbidden, Unauthenticated
+from joinedup.services import Services
+
+_bearer = HTTPBearer(auto_error=False, description="An access token from /oauth2/token")
+
+
+def services(request: Request) -> Services:
+    svc: Services = request.app.state.services
+    return svc
+
+
+def authenticated(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> AccessToken:
+    if credentials is None:
+        if request.headers.get("authorization"):
+            raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
+        raise Unauthenticated("this route needs a bearer token from /oauth2/token")
+    verifier: TokenVerifier = request.app.state.verifier
+    token = verifier.verify(credentials.credentials)
+    request.state.token = token
+    return token
+
+
+Token = Annotated[AccessToken, Depends(authenticated)]
+
+
+def require(permission: Permission) -> Callable[[AccessToken], AccessToken]:
+    def check(token: Token) -> AccessToken:
+        if not token.has(permission):
+            raise Forbidden(f"this token does not grant {permission.value}")
+        return token
+
+    check.__name__ = f"require_{permission.name.lower()}"
+    return check

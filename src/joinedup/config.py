@@ -1,0 +1,82 @@
+"""Typed settings, read once from the environment at the entry point.
+
+Nothing secret has a default here: signing keys live in files that
+``joinedup keys init`` creates, never in code or config.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """joinedup's configuration. Every field maps to ``JOINEDUP_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="JOINEDUP_", extra="ignore", frozen=True)
+
+    data_dir: Path = Field(
+        default=Path("var"),
+        description="Folder for local state: the SQLite file, signing keys, document store.",
+    )
+    database_url: str = Field(
+        default="",
+        description=(
+            "SQLAlchemy URL. Empty means the embedded SQLite file <data_dir>/joinedup.db; "
+            "postgresql://user@host:5432/db selects PostgreSQL (psycopg 3)."
+        ),
+    )
+    keys_dir: Path | None = Field(
+        default=None,
+        description="Folder of token-signing keys (JWK files). Default <data_dir>/keys.",
+    )
+    issuer: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Public base URL of this service; the `iss` of tokens it issues.",
+    )
+    audience: str = Field(
+        default="joinedup",
+        description="The `aud` every access token must carry.",
+    )
+    token_ttl_seconds: int = Field(
+        default=600, ge=30, le=3600, description="Lifetime of issued access tokens."
+    )
+    client_assertion_max_age_seconds: int = Field(
+        default=300,
+        ge=30,
+        le=3600,
+        description="How far in the future a client assertion's `exp` may be (RFC 7523).",
+    )
+    clock_skew_seconds: int = Field(default=30, ge=0, le=300)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    log_level: str = "info"
+    log_json: bool = Field(default=True, description="JSON log lines (false: human-readable).")
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        value = value.lower()
+        if value not in {"debug", "info", "warning", "error"}:
+            raise ValueError("log_level must be debug, info, warning or error")
+        return value
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'joinedup.db'}"
+
+    @property
+    def effective_keys_dir(self) -> Path:
+        return self.keys_dir or self.data_dir / "keys"
+
+    @property
+    def token_endpoint(self) -> str:
+        return self.issuer.rstrip("/") + "/oauth2/token"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment; ``overrides`` win (used by the CLI and tests)."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,52 @@
+"""The configured objects the service and CLI run on, built once at the entry point."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from joinedup.auth.grants import TokenService
+from joinedup.auth.jwk import KeyStore
+from joinedup.auth.tokens import TokenIssuer, TokenVerifier
+from joinedup.config import Settings
+from joinedup.orgs.registry import Registry
+from joinedup.storage.engine import Database
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    db: Database
+    keys: KeyStore
+    issuer: TokenIssuer
+    tokens: TokenService
+    registry: Registry
+
+    def verifier(self) -> TokenVerifier:
+        return TokenVerifier(
+            self.keys,
+            issuer=self.settings.issuer,
+            audience=self.settings.audience,
+            leeway=self.settings.clock_skew_seconds,
+        )
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def build(settings: Settings, db: Database | None = None) -> Services:
+    db = db or Database.from_url(settings.effective_database_url)
+    keys = KeyStore(settings.effective_keys_dir)
+    issuer = TokenIssuer(
+        keys,
+        issuer=settings.issuer,
+        audience=settings.audience,
+        ttl_seconds=settings.token_ttl_seconds,
+    )
+    tokens = TokenService(
+        db,
+        issuer,
+        token_endpoint=settings.token_endpoint,
+        assertion_max_age=settings.client_assertion_max_age_seconds,
+        leeway=settings.clock_skew_seconds,
+    )
+    return Services(settings, db, keys, issuer, tokens, Registry(db))

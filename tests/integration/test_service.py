@@ -1,0 +1,80 @@
+"""Health, readiness, metrics, request ids, OpenAPI, and what is kept out of logs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from joinedup.api.app import create_app
+from joinedup.config import Settings
+from joinedup.logs import configure
+from joinedup.services import build
+from joinedup.storage.engine import Database
+
+
+def test_health_and_ready(client: TestClient) -> None:
+    assert client.get("/health").json() == {"status": "ok"}
+    assert client.get("/ready").json() == {"status": "ready"}
+
+
+def test_not_ready_on_an_unmigrated_database(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    svc = build(settings)
+    svc.keys.ensure()
+    with TestClient(create_app(svc)) as c:
+        r = c.get("/ready")
+    assert r.status_code == 503
+    assert "joinedup db upgrade" in r.json()["detail"]
+
+
+def test_request_id_is_echoed_or_made(client: TestClient) -> None:
+    assert (
+        client.get("/health", headers={"X-Request-ID": "abcdef123456"}).headers["x-request-id"]
+        == "abcdef123456"
+    )
+    made = client.get("/health", headers={"X-Request-ID": "bad id!"}).headers["x-request-id"]
+    assert made != "bad id!"
+    assert len(made) == 32
+
+
+def test_metrics_use_route_templates_not_raw_paths(client: TestClient) -> None:
+    client.get("/admin/orgs/9434765919")
+    text = client.get("/metrics").text
+    assert 'route="/admin/orgs/{code}"' in text
+    assert "9434765919" not in text
+
+
+def test_access_log_has_no_raw_path_or_query(
+    client: TestClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure("info", json=True)
+    client.get("/admin/orgs/9434765919?name=Smith")
+    logged = capsys.readouterr().err
+    assert "/admin/orgs/{code}" in logged
+    assert "9434765919" not in logged
+    assert "Smith" not in logged
+
+
+def test_openapi_documents_the_routes(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    assert "/oauth2/token" in spec["paths"]
+    assert "/admin/orgs/{code}" in spec["paths"]
+
+
+def test_unhandled_error_is_a_plain_500(db: Database, services: object) -> None:
+    from joinedup.services import Services
+
+    assert isinstance(services, Services)
+    app = create_app(services)
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("secret internals 9434765919")
+
+    with TestClient(app, raise_server_exceptions=False) as c:
+        r = c.get("/boom")
+    assert r.status_code == 500
+    assert r.json()["detail"] == "internal error"
+    assert "secret" not in r.text

@@ -1,0 +1,85 @@
+"""Helpers that build small registry worlds and client assertions for tests."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from joserfc import jwt
+from joserfc.jwk import ECKey
+
+from joinedup.auth.grants import ASSERTION_TYPE
+from joinedup.orgs.specs import OrgSpec, PractitionerSpec, SystemSpec, TeamSpec
+from joinedup.orgs.vocab import OrgKind, ProfessionalRole
+from joinedup.services import Services
+
+
+@dataclass
+class Client:
+    client_id: str
+    key: ECKey
+
+
+def add_org(
+    svc: Services, code: str, kind: OrgKind = OrgKind.ACUTE_TRUST, scopes: str | None = None
+) -> Client:
+    """An organisation with one team, a clinician P1, and a client system with a fresh key."""
+    svc.registry.add_org(OrgSpec(code=code, name=f"Org {code}", kind=kind))
+    svc.registry.add_team(TeamSpec(id=f"{code}-T1", org_code=code, name="Team one"))
+    svc.registry.add_practitioner(
+        PractitionerSpec(
+            id=f"{code}-P1",
+            org_code=code,
+            name="Pat Practitioner",
+            role=ProfessionalRole.CLINICIAN,
+            team_id=f"{code}-T1",
+        )
+    )
+    key = ECKey.generate_key("P-256", parameters={"kid": f"{code.lower()}-k1"}, private=True)
+    client_id = f"{code.lower()}-epr"
+    spec: dict[str, Any] = {
+        "client_id": client_id,
+        "org_code": code,
+        "name": "EPR",
+        "jwks": {"keys": [key.as_dict(private=False)]},
+    }
+    if scopes is not None:
+        spec["scopes"] = scopes
+    svc.registry.add_system(SystemSpec(**spec))
+    return Client(client_id, key)
+
+
+def assertion(
+    client: Client,
+    audience: str,
+    *,
+    key: ECKey | None = None,
+    lifetime: int = 60,
+    jti: str | None = None,
+    **overrides: Any,
+) -> str:
+    now = int(time.time())
+    claims = {
+        "iss": client.client_id,
+        "sub": client.client_id,
+        "aud": audience,
+        "iat": now,
+        "exp": now + lifetime,
+        "jti": jti or uuid.uuid4().hex,
+    }
+    claims.update(overrides)
+    signer = key or client.key
+    return jwt.encode({"alg": "ES256", "kid": signer.kid}, claims, signer)
+
+
+def token_form(client: Client, audience: str, **fields: Any) -> dict[str, str]:
+    form = {
+        "grant_type": "client_credentials",
+        "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": assertion(client, audience),
+        "purpose": "direct-care",
+    }
+    form.update({k: v for k, v in fields.items() if v is not None})
+    return form

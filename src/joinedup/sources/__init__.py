@@ -1,0 +1,1 @@
+"""Feeds: registration, mapping specs, adapters (CSV, FHIR R4, HL7 v2), batches, quarantine."""

@@ -34,7 +34,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(orgs_app, name="orgs")
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _settings() -> Settings:

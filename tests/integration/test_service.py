@@ -78,3 +78,18 @@ def test_unhandled_error_is_a_plain_500(db: Database, services: object) -> None:
     assert r.status_code == 500
     assert r.json()["detail"] == "internal error"
     assert "secret" not in r.text
+
+
+def test_capability_statement_is_public_fhir(client: TestClient) -> None:
+    r = client.get("/fhir/metadata")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("application/fhir+json")
+    body = r.json()
+    assert body["resourceType"] == "CapabilityStatement"
+    assert body["fhirVersion"] == "4.0.1"
+
+
+def test_fhir_errors_are_operation_outcomes(client: TestClient) -> None:
+    r = client.get("/fhir/Patient/123")
+    assert r.status_code in {401, 404}
+    assert r.json()["resourceType"] == "OperationOutcome"

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from joinedup import __version__
-from joinedup.api import admin, problems, public
+from joinedup.api import admin, fhir, problems, public
 from joinedup.api.observe import Metrics, ObserveMiddleware
 from joinedup.api.routes import RouteTemplates
 from joinedup.services import Services
@@ -42,5 +42,6 @@ def create_app(svc: Services) -> FastAPI:
     problems.install(app)
     app.include_router(public.router)
     app.include_router(admin.router)
+    app.include_router(fhir.router)
     app.add_middleware(ObserveMiddleware, metrics=metrics, templates=RouteTemplates(app))
     return app

@@ -25,6 +25,7 @@ PUBLIC_PATHS = frozenset(
         "/.well-known/jwks.json",
         "/.well-known/smart-configuration",
         "/oauth2/token",
+        "/fhir/metadata",
     }
 )
 """Paths that answer without a token. Anything else must demand one (route-walk test)."""

@@ -1,0 +1,13 @@
+"""The partner API: FHIR R4 at /fhir. Errors are OperationOutcome; never reuses /admin routes."""
+
+from fastapi import APIRouter, Depends
+
+from joinedup.api.deps import authenticated
+from joinedup.api.fhir import metadata
+
+router = APIRouter(prefix="/fhir")
+router.include_router(metadata.router)
+
+protected = APIRouter(dependencies=[Depends(authenticated)])
+"""Every /fhir route except the CapabilityStatement hangs off this router."""
+router.include_router(protected)

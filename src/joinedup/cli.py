@@ -341,7 +341,14 @@ def orgs_add_system(
     _print_json({k: v for k, v in view.items() if k != "jwks"})
 
 
+def _mount_subcommands() -> None:
+    from joinedup.demo.commands import demo_app
+
+    app.add_typer(demo_app, name="demo")
+
+
 def main() -> None:
+    _mount_subcommands()
     try:
         app()
     except UserError as exc:

@@ -1,0 +1,149 @@
+"""`joinedup demo up | load | client-token`: run the demo care system end to end."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+from joserfc import jwt
+from rich.console import Console
+
+from joinedup.auth.grants import ASSERTION_TYPE, TokenRequest
+from joinedup.config import Settings, load_settings
+from joinedup.demo import DEFAULT_SEED
+from joinedup.demo.area import build_area
+from joinedup.demo.cli import app
+from joinedup.demo.load import LoadSummary, client_key, load_area
+from joinedup.errors import Unavailable
+from joinedup.services import Services, build
+from joinedup.storage.migrate import upgrade
+
+demo_app = app
+"""`joinedup demo`: the generator's commands plus up, load and client-token."""
+out = Console(soft_wrap=True)
+
+
+def _prepare(settings: Settings, seed: int) -> tuple[Services, LoadSummary]:
+    svc = build(settings)
+    upgrade(svc.db)
+    svc.keys.ensure()
+    summary = load_area(svc, build_area(seed), settings.data_dir / "demo-clients")
+    return svc, summary
+
+
+@app.command("load")
+def load(seed: Annotated[int, typer.Option(help="Seed of the demo area")] = DEFAULT_SEED) -> None:
+    """Migrate the database and register the demo area's organisations, staff and systems."""
+    svc, summary = _prepare(load_settings(), seed)
+    svc.close()
+    out.print(
+        f"{summary.organisations} organisations, {summary.teams} teams, "
+        f"{summary.practitioners} practitioners, {summary.systems} client systems "
+        f"({summary.added} added now)"
+    )
+
+
+def _guide(svc: Services, base: str) -> str:
+    def mint(client: str, purpose: str, practitioner: str | None = None) -> str:
+        req = TokenRequest(purpose=purpose, practitioner=practitioner)
+        return svc.tokens.mint(client_id=client, request=req).access_token
+
+    clinician = mint("rwx-epr", "direct-care", "RWX-P001")
+    admin = mint("jhub-console", "administration")
+    return (
+        f"joinedup is serving the Wessex demo care system at [bold]{base}[/bold]\n"
+        f"API docs (OpenAPI): {base}/docs    health: {base}/health\n\n"
+        "Try (tokens last 10 minutes; mint more with `joinedup token`):\n"
+        f"  export ADMIN={admin}\n"
+        f'  curl -s -H "Authorization: Bearer $ADMIN" {base}/admin/orgs\n'
+        f'  curl -s -H "Authorization: Bearer $ADMIN" {base}/admin/orgs/RWX\n'
+        f"  curl -s {base}/admin/orgs        # no token: 401 problem+json\n\n"
+        f"  export CLINICIAN={clinician}\n"
+        "  .venv/bin/joinedup token --org RWX --practitioner RWX-P001 --purpose direct-care\n"
+        "  .venv/bin/joinedup demo client-token --client rwx-epr --practitioner RWX-P001"
+        "   # real private_key_jwt\n"
+        "  .venv/bin/joinedup orgs list"
+    )
+
+
+@app.command("up")
+def up(
+    seed: Annotated[int, typer.Option(help="Seed of the demo area and population")] = DEFAULT_SEED,
+    people: Annotated[int, typer.Option(help="Size of the synthetic population")] = 10_000,
+    serve: Annotated[bool, typer.Option(help="Start the service after loading")] = True,
+) -> None:
+    """Set up everything the demo needs, then serve it (what `make demo` runs)."""
+    import uvicorn
+
+    settings = load_settings()
+    svc, summary = _prepare(settings, seed)
+    out.print(
+        f"registry: {summary.organisations} organisations, {summary.practitioners} practitioners"
+    )
+    exports = settings.data_dir / "demo-exports"
+    _ensure_exports(exports, seed, people)
+    base = f"http://{settings.host}:{settings.port}"
+    out.rule("joinedup demo")
+    out.print(_guide(svc, base))
+    out.rule()
+    svc.close()
+    if serve:
+        uvicorn.run(
+            "joinedup.api.asgi:app",
+            host=settings.host,
+            port=settings.port,
+            access_log=False,
+            log_level="warning",
+        )
+
+
+def _ensure_exports(folder: Path, seed: int, people: int) -> None:
+    from joinedup.demo import generate_to
+
+    if (folder / "manifest.json").exists():
+        out.print(f"demo exports already in {folder}")
+        return
+    generate_to(folder, seed=seed, people=people)
+    out.print(f"demo exports written to {folder}")
+
+
+@app.command("client-token")
+def client_token(
+    client: Annotated[str, typer.Option(help="Demo client id, e.g. rwx-epr")],
+    purpose: Annotated[str, typer.Option()] = "direct-care",
+    practitioner: Annotated[str | None, typer.Option()] = None,
+    reason: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Get a token from the running service the way a client system does: private_key_jwt."""
+    settings = load_settings()
+    key = client_key(settings.data_dir / "demo-clients", client)
+    now = int(time.time())
+    claims = {
+        "iss": client,
+        "sub": client,
+        "aud": settings.token_endpoint,
+        "iat": now,
+        "exp": now + 60,
+        "jti": uuid.uuid4().hex,
+    }
+    assertion = jwt.encode({"alg": "ES256", "kid": key.kid}, claims, key)
+    form = {
+        "grant_type": "client_credentials",
+        "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": assertion,
+        "purpose": purpose,
+    }
+    form |= {k: v for k, v in {"practitioner": practitioner, "reason": reason}.items() if v}
+    try:
+        r = httpx.post(settings.token_endpoint, data=form, timeout=10)
+    except httpx.HTTPError as exc:
+        raise Unavailable(
+            f"cannot reach {settings.token_endpoint}: is `make demo` running? ({exc})"
+        ) from None
+    if r.status_code != 200:
+        raise Unavailable(f"token endpoint answered {r.status_code}: {r.text}")
+    typer.echo(r.json()["access_token"])

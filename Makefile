@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck unit venv clean
+.PHONY: demo test lint typecheck docs venv clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ lint: venv
 
 typecheck: venv
 	$(BIN)/mypy
+
+## make docs: regenerate reference docs that are generated from code
+docs: venv
+	$(BIN)/typer joinedup.cli utils docs --name joinedup --title "joinedup command reference" --output docs/reference/cli.md
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

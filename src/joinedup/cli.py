@@ -342,13 +342,16 @@ def orgs_add_system(
 
 
 def _mount_subcommands() -> None:
+    """Packages with their own command groups; mounted here, in one place."""
     from joinedup.demo.commands import demo_app
 
-    app.add_typer(demo_app, name="demo")
+    app.add_typer(demo_app, name="demo", help="The Wessex demo care system.")
+
+
+_mount_subcommands()
 
 
 def main() -> None:
-    _mount_subcommands()
     try:
         app()
     except UserError as exc:

@@ -343,9 +343,11 @@ def orgs_add_system(
 
 def _mount_subcommands() -> None:
     """Packages with their own command groups; mounted here, in one place."""
+    from joinedup.access.cli import app as agreements_app
     from joinedup.demo.commands import demo_app
 
     app.add_typer(demo_app, name="demo", help="The Wessex demo care system.")
+    app.add_typer(agreements_app, name="agreements")
 
 
 _mount_subcommands()

@@ -17,8 +17,9 @@ from joinedup.storage.migrate import current_revisions, ensure_migrated, head_re
 
 
 def _import_all_models() -> None:
+    """Tables are declared in modules named `models` (ORM) or `tables` (Core)."""
     for info in pkgutil.walk_packages(joinedup.__path__, "joinedup."):
-        if info.name.endswith(".models"):
+        if info.name.rsplit(".", 1)[-1] in {"models", "tables"}:
             importlib.import_module(info.name)
 
 

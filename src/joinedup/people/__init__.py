@@ -1,0 +1,1 @@
+"""The person index: which source records are the same person."""

@@ -1,0 +1,76 @@
+"""What the person index needs from a matching model, and the model-backed implementation.
+
+The index asks two things: the blocking keys of a record (to find candidates
+with an indexed SQL lookup, so it works across processes and databases) and a
+score for a pair (match weight, probability, the evidence a steward sees).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+from joinedup.people.matching.decision import Thresholds
+from joinedup.people.matching.model import MatchingModel
+from joinedup.people.matching.normalise import MatchFeatures
+from joinedup.people.matching.scorer import PairScorer, row_of
+from joinedup.people.matching.spec import BLOCKING_RULES, BlockingRule
+
+
+@dataclass(frozen=True, slots=True)
+class PairScore:
+    weight: float
+    probability: float
+    evidence: tuple[dict[str, Any], ...]
+
+
+class Matcher(Protocol):
+    thresholds: Thresholds
+
+    def keys(self, features: MatchFeatures) -> list[str]: ...
+
+    def score(self, left: MatchFeatures, right: MatchFeatures) -> PairScore: ...
+
+
+def _key(rule: BlockingRule, features: MatchFeatures) -> str | None:
+    values = [getattr(features, column) for column in rule.columns]
+    if any(v is None or v == "" for v in values):
+        return None
+    if getattr(rule, "reversed", False):
+        # Swapped first/last names: key on the unordered pair so both orders meet.
+        values = sorted(str(v) for v in values)
+    return f"{rule.name}:" + "|".join(str(v) for v in values)
+
+
+class ModelMatcher:
+    """A trained model's blocking rules and scorer."""
+
+    def __init__(self, model: MatchingModel, *, broad_rules: bool = False) -> None:
+        self.model = model
+        self.thresholds = model.thresholds
+        self._scorer = PairScorer(model)
+        self._rules = tuple(r for r in BLOCKING_RULES if broad_rules or not r.broad)
+
+    def keys(self, features: MatchFeatures) -> list[str]:
+        keys = {_key(rule, features) for rule in self._rules}
+        return sorted(k for k in keys if k is not None)
+
+    def score(self, left: MatchFeatures, right: MatchFeatures) -> PairScore:
+        a, b = row_of(left), row_of(right)
+        weight = self._scorer.weight(a, b)
+        hits = self._scorer.explain(a, b)
+        evidence = tuple(
+            {"comparison": h.comparison, "level": h.level, "weight": round(h.weight, 4)}
+            for h in hits
+        )
+        from joinedup.people.matching.decision import weight_to_probability
+
+        return PairScore(weight, weight_to_probability(weight), evidence)
+
+
+def features_to_json(features: MatchFeatures) -> dict[str, Any]:
+    return asdict(features)
+
+
+def features_from_json(data: dict[str, Any]) -> MatchFeatures:
+    return MatchFeatures(**data)

@@ -1,0 +1,1 @@
+"""The Wessex demo organisations' feed specs (YAML), shipped as package data."""

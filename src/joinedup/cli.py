@@ -345,9 +345,11 @@ def _mount_subcommands() -> None:
     """Packages with their own command groups; mounted here, in one place."""
     from joinedup.access.cli import app as agreements_app
     from joinedup.demo.commands import demo_app
+    from joinedup.people.cli import app as people_app
 
     app.add_typer(demo_app, name="demo", help="The Wessex demo care system.")
     app.add_typer(agreements_app, name="agreements")
+    app.add_typer(people_app, name="people")
 
 
 _mount_subcommands()

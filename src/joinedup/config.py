@@ -32,6 +32,14 @@ class Settings(BaseSettings):
         default=None,
         description="Folder of token-signing keys (JWK files). Default <data_dir>/keys.",
     )
+    matching_model: Path | None = Field(
+        default=None,
+        description=(
+            "Trained matching model (JSON) for the person index. Default "
+            "<data_dir>/models/matching-model.json; until one is trained "
+            "(`joinedup people train`) only NHS numbers link records."
+        ),
+    )
     issuer: str = Field(
         default="http://127.0.0.1:8000",
         description="Public base URL of this service; the `iss` of tokens it issues.",
@@ -71,6 +79,10 @@ class Settings(BaseSettings):
     @property
     def effective_keys_dir(self) -> Path:
         return self.keys_dir or self.data_dir / "keys"
+
+    @property
+    def effective_matching_model(self) -> Path:
+        return self.matching_model or self.data_dir / "models" / "matching-model.json"
 
     @property
     def token_endpoint(self) -> str:

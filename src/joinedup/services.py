@@ -9,6 +9,8 @@ from joinedup.auth.jwk import KeyStore
 from joinedup.auth.tokens import TokenIssuer, TokenVerifier
 from joinedup.config import Settings
 from joinedup.orgs.registry import Registry
+from joinedup.people.index import PersonIndex
+from joinedup.people.matcher import matcher_from_file
 from joinedup.storage.engine import Database
 
 
@@ -20,6 +22,7 @@ class Services:
     issuer: TokenIssuer
     tokens: TokenService
     registry: Registry
+    people: PersonIndex
 
     def verifier(self) -> TokenVerifier:
         return TokenVerifier(
@@ -49,4 +52,5 @@ def build(settings: Settings, db: Database | None = None) -> Services:
         assertion_max_age=settings.client_assertion_max_age_seconds,
         leeway=settings.clock_skew_seconds,
     )
-    return Services(settings, db, keys, issuer, tokens, Registry(db))
+    people = PersonIndex(db, matcher_from_file(settings.effective_matching_model))
+    return Services(settings, db, keys, issuer, tokens, Registry(db), people)

@@ -8,9 +8,10 @@ score for a pair (match weight, probability, the evidence a steward sees).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
-from joinedup.people.matching.decision import Thresholds
+from joinedup.people.matching.decision import Thresholds, weight_to_probability
 from joinedup.people.matching.model import MatchingModel
 from joinedup.people.matching.normalise import MatchFeatures
 from joinedup.people.matching.scorer import PairScorer, row_of
@@ -63,9 +64,31 @@ class ModelMatcher:
             {"comparison": h.comparison, "level": h.level, "weight": round(h.weight, 4)}
             for h in hits
         )
-        from joinedup.people.matching.decision import weight_to_probability
-
         return PairScore(weight, weight_to_probability(weight), evidence)
+
+
+class NhsNumberOnlyMatcher:
+    """Used until the estate has a trained model: no probabilistic candidates at all.
+
+    The index still links records sharing a valid NHS number (its first tier);
+    every other record becomes a new person, which a later `people relink`
+    with a trained model can merge. Never guessing is the safe default.
+    """
+
+    thresholds = Thresholds()
+
+    def keys(self, features: MatchFeatures) -> list[str]:
+        return []
+
+    def score(self, left: MatchFeatures, right: MatchFeatures) -> PairScore:
+        return PairScore(float("-inf"), 0.0, ())
+
+
+def matcher_from_file(path: Path) -> Matcher:
+    """The trained model at ``path``, or the NHS-number-only matcher if none is there yet."""
+    if not path.exists():
+        return NhsNumberOnlyMatcher()
+    return ModelMatcher(MatchingModel.load(path))
 
 
 def features_to_json(features: MatchFeatures) -> dict[str, Any]:

@@ -28,28 +28,58 @@ class FieldMatcher:
     thresholds = Thresholds(auto_link=0.99, review=0.5)
 
     def keys(self, f: MatchFeatures) -> list[str]:
-        keys = [f"dob:{f.dob}" if f.dob else None, f"fam:{f.family_name}" if f.family_name else None]
+        keys = [
+            f"dob:{f.dob}" if f.dob else None,
+            f"fam:{f.family_name}" if f.family_name else None,
+        ]
         return sorted(k for k in keys if k)
 
     def score(self, left: MatchFeatures, right: MatchFeatures) -> PairScore:
         agree = sum(
-            1 for n in FIELDS if getattr(left, n) is not None and getattr(left, n) == getattr(right, n)
+            1
+            for n in FIELDS
+            if getattr(left, n) is not None and getattr(left, n) == getattr(right, n)
         )
         p = {4: 0.999, 3: 0.9}.get(agree, 0.1)
-        return PairScore(weight=float(agree), probability=p,
-                         evidence=tuple({"comparison": n, "level": "exact", "weight": 1.0}
-                                        for n in FIELDS if getattr(left, n) == getattr(right, n)))
+        return PairScore(
+            weight=float(agree),
+            probability=p,
+            evidence=tuple(
+                {"comparison": n, "level": "exact", "weight": 1.0}
+                for n in FIELDS
+                if getattr(left, n) == getattr(right, n)
+            ),
+        )
 
 
-def person(rid: str, *, given: str | None = "JOHN", family: str | None = "SMITH",
-           dob: str | None = "1950-03-12", postcode: str | None = "WX1 2AB",
-           nhs: str | None = None) -> MatchFeatures:
+def person(
+    rid: str,
+    *,
+    given: str | None = "JOHN",
+    family: str | None = "SMITH",
+    dob: str | None = "1950-03-12",
+    postcode: str | None = "WX1 2AB",
+    nhs: str | None = None,
+) -> MatchFeatures:
     return MatchFeatures(
-        unique_id=rid, given_name=given, given_name_canon=given, given_name_phon=None,
-        family_name=family, family_name_phon=None, dob=dob,
-        dob_year=dob[:4] if dob else None, dob_month=None, dob_day=None, sex="M",
-        postcode=postcode, postcode_sector=None, postcode_outward=None, address_number=None,
-        address_street=None, nhs_number=nhs)
+        unique_id=rid,
+        given_name=given,
+        given_name_canon=given,
+        given_name_phon=None,
+        family_name=family,
+        family_name_phon=None,
+        dob=dob,
+        dob_year=dob[:4] if dob else None,
+        dob_month=None,
+        dob_day=None,
+        sex="M",
+        postcode=postcode,
+        postcode_sector=None,
+        postcode_outward=None,
+        address_number=None,
+        address_street=None,
+        nhs_number=nhs,
+    )
 
 
 @pytest.fixture
@@ -59,8 +89,9 @@ def index(db: Database) -> PersonIndex:
 
 def test_same_nhs_number_links_deterministically(index: PersonIndex) -> None:
     a = index.link_one(person("A/1", nhs="9990000018"), "RWX")
-    b = index.link_one(person("B/1", given="JON", family="SMYTH", postcode=None,
-                              nhs="9990000018"), "WCCASC")
+    b = index.link_one(
+        person("B/1", given="JON", family="SMYTH", postcode=None, nhs="9990000018"), "WCCASC"
+    )
     assert b.person_id == a.person_id
     assert b.rule == "nhs-number"
     assert index.person(a.person_id).records == {"RWX": ["A/1"], "WCCASC": ["B/1"]}

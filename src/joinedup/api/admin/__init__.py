@@ -2,8 +2,9 @@
 
 from fastapi import APIRouter, Depends
 
-from joinedup.api.admin import orgs
+from joinedup.api.admin import orgs, people
 from joinedup.api.deps import authenticated
 
 router = APIRouter(prefix="/admin", dependencies=[Depends(authenticated)])
 router.include_router(orgs.router)
+router.include_router(people.router)

@@ -4,7 +4,14 @@ decision point and the reference model, and keep the generated doc current."""
 from __future__ import annotations
 
 import pytest
-from access_decision_tables import (
+
+from joinedup.access.consent import PersonConsents
+from joinedup.access.decisions import ReasonCode, Request
+from joinedup.access.engine import DecisionPoint
+from joinedup.access.reference import reference_decide
+from joinedup.access.relationships import Relationships
+from joinedup.demo.agreements import demo_organisations
+from tests.spec.access.access_decision_tables import (
     DOC,
     PERSON,
     TABLES,
@@ -16,13 +23,6 @@ from access_decision_tables import (
     spec_agreements,
     summary,
 )
-
-from joinedup.access.consent import PersonConsents
-from joinedup.access.decisions import ReasonCode, Request
-from joinedup.access.engine import DecisionPoint
-from joinedup.access.reference import reference_decide
-from joinedup.access.relationships import Relationships
-from joinedup.demo.agreements import demo_organisations
 
 AGREEMENTS = spec_agreements()
 ORGANISATIONS = demo_organisations()

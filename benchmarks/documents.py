@@ -1,0 +1,264 @@
+"""Document content store throughput and memory, beside the raw disk in the same run.
+
+    python benchmarks/documents.py                # 1 MB x 100, 100 MB x 3, 1 GB memory check
+    python benchmarks/documents.py --quick        # 1 MB x 20, 100 MB x 1, 256 MB memory check
+    python benchmarks/documents.py --large-mb 20 --memory-mb 0 --rounds 1
+    python benchmarks/documents.py --dir /srv/joinedup/bench   # measure another disk
+
+Publish is stage + commit (SHA-1 over the plaintext, AES-256-GCM
+in 1 MiB chunks, data key wrapped by a master key, fsync, atomic rename);
+retrieve is a whole-document read (every chunk's tag and the SHA-1 checked).
+"Raw" writes the same bytes to a file in the same folder and fsyncs it, and
+reads them back. Before every read pass the files are dropped from the page
+cache (posix_fadvise DONTNEED), so both reads come from the disk, not memory.
+
+Peak memory is the peak RSS of a fresh process that publishes then retrieves
+one document of --memory-mb, with the process's RSS after start-up shown
+beside it. MB = 10^6 bytes. The figures vary with the machine and its load:
+run on a quiet one, and compare each row with its own raw column.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from joinedup.documents.chunks import DEFAULT_CHUNK_SIZE, ChunkCipher
+from joinedup.documents.content import ContentStore
+from joinedup.documents.digests import ParallelDigests
+from joinedup.documents.keyring import Keyring, create_master_key
+from joinedup.documents.local import LocalBlobStore
+
+MB = 1_000_000
+BLOCK = 1024 * 1024
+POOL = os.urandom(16 * BLOCK)  # the source bytes: random, and not one block repeated
+
+
+def source(size: int, seed: int = 0) -> Iterator[bytes]:
+    """``size`` bytes in 1 MiB blocks, drawn from the random pool (no per-byte Python work)."""
+    sent = 0
+    index = seed
+    pool = memoryview(POOL)
+    while sent < size:
+        start = (index % 16) * BLOCK
+        piece = pool[start : start + min(BLOCK, size - sent)]
+        sent += len(piece)
+        index += 1
+        yield bytes(piece)
+
+
+def evict(folder: Path) -> None:
+    """Drop a folder's files from the page cache so the next read goes to the disk."""
+    for path in folder.rglob("*"):
+        if path.is_file():
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+
+
+def raw_write(path: Path, size: int, seed: int) -> None:
+    with path.open("wb") as file:
+        for block in source(size, seed):
+            file.write(block)
+        file.flush()
+        os.fsync(file.fileno())
+
+
+def raw_read(path: Path) -> int:
+    total = 0
+    with path.open("rb") as file:
+        while block := file.read(BLOCK):
+            total += len(block)
+    return total
+
+
+def new_store(folder: Path) -> ContentStore:
+    key = create_master_key(folder / "keys")
+    return ContentStore(LocalBlobStore(folder / "store"), Keyring.of(key), max_bytes=8 * 1024**3)
+
+
+@dataclass
+class Row:
+    label: str
+    publish: float
+    raw_write: float
+    retrieve: float
+    raw_read: float
+
+
+def one_round(work: Path, size: int, count: int, flip: int) -> dict[str, float]:
+    """Seconds spent by each side on ``count`` documents of ``size`` bytes."""
+    raw = work / "raw"
+    raw.mkdir(parents=True)
+    store = new_store(work)
+    seconds = {"publish": 0.0, "raw_write": 0.0, "retrieve": 0.0, "raw_read": 0.0}
+    ids: list[str] = []
+
+    def publish(i: int) -> None:
+        ids.append(store.put(source(size, i), expected_size=size).content_id)
+
+    def retrieve(i: int) -> None:
+        with store.open(ids[i]) as reader:
+            assert sum(len(chunk) for chunk in reader) == size
+
+    def write_raw(i: int) -> None:
+        raw_write(raw / f"doc-{i}", size, i)
+
+    def read_raw(i: int) -> None:
+        assert raw_read(raw / f"doc-{i}") == size
+
+    writes = [("raw_write", write_raw), ("publish", publish)]
+    reads = [("raw_read", read_raw), ("retrieve", retrieve)]
+    for pair in (writes, reads):
+        if pair is reads:
+            evict(work)
+        for i in range(count):
+            for name, action in pair if (i + flip) % 2 else reversed(pair):
+                start = time.perf_counter()
+                action(i)
+                seconds[name] += time.perf_counter() - start
+    return seconds
+
+
+def measure(folder: Path, size: int, count: int, rounds: int) -> Row:
+    """MB/s for publish, raw write, retrieve and raw read, each summed over the documents.
+
+    Each document is written raw and published back to back (order alternating),
+    and read back likewise, so both sides of a ratio meet the same disk and load.
+    The median over rounds is shown.
+    """
+    speeds: dict[str, list[float]] = {
+        "publish": [],
+        "raw_write": [],
+        "retrieve": [],
+        "raw_read": [],
+    }
+    for round_no in range(rounds):
+        work = folder / f"round-{size}-{round_no}"
+        seconds = one_round(work, size, count, round_no)
+        shutil.rmtree(work)
+        for name, spent in seconds.items():
+            speeds[name].append(size * count / MB / spent)
+    return Row(
+        f"{size / MB:g} MB x {count}",
+        *(statistics.median(speeds[k]) for k in ("publish", "raw_write", "retrieve", "raw_read")),
+    )
+
+
+def cpu_ceiling(size: int) -> float:
+    """MB/s of the per-byte work of publishing (SHA-1 and AES-GCM), with no disk at all."""
+    cipher = ChunkCipher(os.urandom(32), os.urandom(7), "0" * 32, DEFAULT_CHUNK_SIZE)
+    start = time.perf_counter()
+    digests = ParallelDigests(hashlib.sha1())  # as staging does
+    for i, block in enumerate(source(size)):
+        digests.update(block)
+        cipher.seal(i, False, block)
+    digests.digests()
+    return size / MB / (time.perf_counter() - start)
+
+
+def max_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def memory_child(folder: Path, size: int) -> None:
+    """Run in a fresh process: publish then retrieve one document; print RSS figures."""
+    store = new_store(folder)
+    start_rss = max_rss_mb()
+    info = store.put(source(size), expected_size=size)
+    after_publish = max_rss_mb()
+    with store.open(info.content_id) as reader:
+        assert sum(len(chunk) for chunk in reader) == size
+    print(json.dumps({"start": start_rss, "publish": after_publish, "retrieve": max_rss_mb()}))
+
+
+def memory(folder: Path, size: int) -> dict[str, float]:
+    work = folder / "memory"
+    work.mkdir()
+    out = subprocess.run(
+        [sys.executable, __file__, "--child-memory", str(size), "--dir", str(work)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    shutil.rmtree(work)
+    figures: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller: 1 MB x 20, 100 MB x 1, 256 MB memory"
+    )
+    parser.add_argument("--small-count", type=int, help="how many 1 MB documents (100)")
+    parser.add_argument("--large-mb", type=float, default=100, help="size of the large document")
+    parser.add_argument("--large-count", type=int, help="how many large documents (3)")
+    parser.add_argument("--memory-mb", type=float, help="memory check size, 0 skips (1000)")
+    parser.add_argument("--rounds", type=int, help="repeats; the median is shown (3)")
+    parser.add_argument("--dir", type=Path, default=None, help="folder on the disk to measure")
+    parser.add_argument("--child-memory", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.child_memory:
+        memory_child(args.dir, args.child_memory)
+        return
+    defaults = (20, 1, 256, 1) if args.quick else (100, 3, 1000, 3)
+    for name, default in zip(
+        ("small_count", "large_count", "memory_mb", "rounds"), defaults, strict=True
+    ):
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+
+    folder = Path(tempfile.mkdtemp(prefix="documents-bench-", dir=args.dir))
+    try:
+        print(
+            f"joinedup document store benchmark  (folder {folder}, {os.cpu_count()} CPUs, "
+            f"load {os.getloadavg()[0]:.1f})"
+        )
+        print(f"CPU ceiling of hashing + encryption alone: {cpu_ceiling(100 * MB):.0f} MB/s\n")
+        rows = [
+            measure(folder, MB, args.small_count, args.rounds),
+            measure(folder, int(args.large_mb * MB), args.large_count, args.rounds),
+        ]
+        head = f"{'documents':<14}{'publish':>10}{'raw write':>11}{'ratio':>8}   {'retrieve':>10}{'raw read':>10}{'ratio':>8}"
+        print(head)
+        print("-" * len(head))
+        for r in rows:
+            print(
+                f"{r.label:<14}{r.publish:>7.0f} MB/s{r.raw_write:>6.0f} MB/s{r.publish / r.raw_write:>7.0%}"
+                f"   {r.retrieve:>5.0f} MB/s{r.raw_read:>5.0f} MB/s{r.retrieve / r.raw_read:>7.0%}"
+            )
+        print("goal: ratio >= 50% (publish vs raw write, retrieve vs raw read)\n")
+        if args.memory_mb:
+            size = int(args.memory_mb * MB)
+            figures = memory(folder, size)
+            print(f"peak RSS, one {size / MB:g} MB document (goal < 200 MB):")
+            print(f"  after start-up   {figures['start']:6.0f} MB")
+            print(f"  publish          {figures['publish']:6.0f} MB")
+            print(f"  publish+retrieve {figures['retrieve']:6.0f} MB")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,364 @@
+"""The encrypted content store: stage, commit, read (whole or ranged), rotate, sweep.
+
+Layout in the blob store, for content id ``<id>`` (32 hex digits)::
+
+    content/<id[:2]>/<id>          the chunked ciphertext (see chunks.py)
+    envelopes/<id[:2]>/<id>.json   size, hashes, layout, wrapped data key (envelope.py)
+
+A document is visible exactly when its envelope exists. Publishing is two
+phases so the MHD registry can keep its metadata and the content in step:
+
+1. ``stage`` streams the bytes in: hashes them, encrypts each chunk, uploads
+   it to a staged (invisible) upload and refuses, aborting the upload, as soon
+   as the size limit or the declared size is passed, or at the end if the
+   declared SHA-1 differs. ``StagedBlob.token`` is everything needed to
+   commit or abort it later, from any process (the registry keeps it with
+   its pending row). A crash before commit may lose staged content (then
+   ``commit`` raises ``StagingGone``: the publish had not been acknowledged).
+2. ``commit`` completes the upload (rename / CompleteMultipartUpload), checks
+   its length, then writes the envelope: now visible, and durable when
+   ``commit`` returns. It is idempotent.
+   ``abort`` throws staged content away.
+
+A crash at any point leaves no visible document; ``sweep`` removes what a
+crash or an abandoned publish left (staged uploads, and content without an
+envelope, older than the grace period). Staged content must therefore be
+committed within the grace period (a day by default).
+
+Reads check everything: the envelope's wrap (which binds size and hashes),
+the stored length, every chunk's GCM tag, and, for whole-document reads, the
+SHA-1. A chunk is released only after its tag is checked, and the last chunk
+of a whole read only after the SHA-1 matched: a consumer never receives all of
+a document that fails its hash; it gets an exception instead (on HTTP, an
+aborted response). The first chunk is decrypted when the reader is opened, so
+most failures (all, for a one-chunk document) come before any byte is sent.
+See ADR 0501.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from joinedup.documents.blobs import (
+    BinarySource,
+    BlobNotFound,
+    BlobStore,
+    UploadNotFound,
+    iter_source,
+    read_exact,
+)
+from joinedup.documents.chunks import (
+    DEFAULT_CHUNK_SIZE,
+    ChunkCipher,
+    ChunkLayout,
+)
+from joinedup.documents.envelope import (
+    Envelope,
+    rewrap,
+    unwrap_data_key,
+)
+from joinedup.documents.errors import (
+    ContentIntegrityError,
+    ContentMismatch,
+    ContentNotFound,
+    ContentTooLarge,
+    MasterKeyError,
+    RangeNotSatisfiable,
+    StagingGone,
+)
+from joinedup.documents.info import (
+    CONTENT_ID,
+    ContentInfo,
+    RewrapReport,
+    StagedBlob,
+    SweepReport,
+)
+from joinedup.documents.keyring import Keyring
+from joinedup.documents.reader import ContentReader
+from joinedup.documents.stager import Stager
+from joinedup.errors import Problem
+
+CONTENT_PREFIX = "content/"
+ENVELOPE_PREFIX = "envelopes/"
+_ID = CONTENT_ID
+_SMALL = 1024 * 1024
+
+
+def content_key(content_id: str) -> str:
+    return f"{CONTENT_PREFIX}{content_id[:2]}/{content_id}"
+
+
+def envelope_key(content_id: str) -> str:
+    return f"{ENVELOPE_PREFIX}{content_id[:2]}/{content_id}.json"
+
+
+def _id_of_key(key: str) -> str | None:
+    name = key.rpartition("/")[2].removesuffix(".json")
+    return name if _ID.fullmatch(name) else None
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _read_small(blobs: BlobStore, key: str) -> bytes:
+    with blobs.get(key) as reader:
+        return read_exact(reader, _SMALL)
+
+
+@dataclass
+class ContentStore:
+    """Encrypted, verified document content over any ``BlobStore``."""
+
+    blobs: BlobStore
+    keyring: Keyring
+    max_bytes: int = 1024**3
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    staging_grace: timedelta = timedelta(days=1)
+    clock: Callable[[], datetime] = field(default=_utcnow)
+
+    def __post_init__(self) -> None:
+        ChunkLayout(0, self.chunk_size)  # validates the chunk size
+
+    # --- writing -------------------------------------------------------------
+
+    def begin(
+        self,
+        *,
+        expected_size: int | None = None,
+        expected_sha1: bytes | None = None,
+        max_bytes: int | None = None,
+    ) -> Stager:
+        """Start staging new content; declared size and SHA-1 (raw 20 bytes) are checked."""
+        limit = self.max_bytes if max_bytes is None else min(max_bytes, self.max_bytes)
+        problems = []
+        if expected_sha1 is not None and len(expected_sha1) != 20:
+            problems.append(Problem("a SHA-1 is 20 bytes", "hash"))
+        if expected_size is not None and expected_size < 0:
+            problems.append(Problem("must not be negative", "size"))
+        if problems:
+            raise ContentMismatch("declared size or hash is malformed", problems)
+        if expected_size is not None and expected_size > limit:
+            raise ContentTooLarge(
+                f"declared size {expected_size} is over the limit of {limit} bytes",
+                [Problem(f"over {limit} bytes", "size")],
+            )
+        content_id = os.urandom(16).hex()
+        upload = self.blobs.start_upload(content_key(content_id))
+        return Stager(
+            self,
+            content_id,
+            upload,
+            limit=limit,
+            expected_size=expected_size,
+            expected_sha1=expected_sha1,
+            created=self.clock(),
+        )
+
+    def stage(
+        self,
+        source: BinarySource,
+        *,
+        expected_size: int | None = None,
+        expected_sha1: bytes | None = None,
+        max_bytes: int | None = None,
+    ) -> StagedBlob:
+        """Stream ``source`` into a staged, invisible upload; see ``begin``."""
+        with self.begin(
+            expected_size=expected_size, expected_sha1=expected_sha1, max_bytes=max_bytes
+        ) as stager:
+            for block in iter_source(source, self.chunk_size):
+                stager.write(block)
+            return stager.finish()
+
+    def commit(self, staged: StagedBlob | str) -> ContentInfo:
+        """Make staged content visible (from the ``StagedBlob`` or its ``token``).
+
+        Idempotent: committing again returns the same info. ``StagingGone`` if
+        the staging was aborted or swept.
+        """
+        staged = staged if isinstance(staged, StagedBlob) else StagedBlob.from_token(staged)
+        assert staged.envelope is not None
+        content_id = staged.content_id
+        env = staged.envelope
+        env = rewrap(env, self.keyring) if env.kid != self.keyring.active_kid else env
+        unwrap_data_key(env, self.keyring)  # commit nothing the keyring cannot read back
+        key = content_key(content_id)
+        try:
+            stat = self.blobs.complete_upload(key, staged.upload_id)
+        except UploadNotFound:
+            if self.blobs.exists(envelope_key(content_id)):
+                return self.info(content_id)  # committed before
+            try:  # completed by an earlier commit that stopped before the envelope
+                stat = self.blobs.stat(key)
+            except BlobNotFound:
+                raise StagingGone(
+                    f"staged content {content_id} is gone (aborted or swept)"
+                ) from None
+        if stat.size != env.layout.stored_size:
+            self.blobs.delete(key)
+            raise ContentIntegrityError(
+                content_id, "length", f"stored {stat.size} bytes, expected {env.layout.stored_size}"
+            )
+        self.blobs.put(envelope_key(content_id), env.to_bytes())
+        if not self.blobs.exists(key):  # swept meanwhile: never leave an envelope alone
+            self.blobs.delete(envelope_key(content_id))
+            raise StagingGone(f"staged content {content_id} was swept during commit")
+        return ContentInfo.of(env)
+
+    def abort(self, staged: StagedBlob | str) -> None:
+        """Throw staged content away. Idempotent; refuses committed content (use ``delete``)."""
+        staged = staged if isinstance(staged, StagedBlob) else StagedBlob.from_token(staged)
+        content_id = staged.content_id
+        if self.blobs.exists(envelope_key(content_id)):
+            raise StagingGone(f"content {content_id} is already committed; delete it instead")
+        self.blobs.abort_upload(content_key(content_id), staged.upload_id)
+        self.blobs.delete(content_key(content_id))
+
+    def put(
+        self,
+        source: BinarySource,
+        *,
+        expected_size: int | None = None,
+        expected_sha1: bytes | None = None,
+    ) -> ContentInfo:
+        """Stage and commit in one go (when no registry transaction sits between)."""
+        staged = self.stage(source, expected_size=expected_size, expected_sha1=expected_sha1)
+        return self.commit(staged)
+
+    # --- reading -------------------------------------------------------------
+
+    def exists(self, content_id: str) -> bool:
+        return bool(_ID.fullmatch(content_id)) and self.blobs.exists(envelope_key(content_id))
+
+    def info(self, content_id: str) -> ContentInfo:
+        """Size, hashes and key of committed content (its envelope checked by unwrapping)."""
+        env = self._envelope(content_id)
+        unwrap_data_key(env, self.keyring)
+        return ContentInfo.of(env)
+
+    def open(self, content_id: str, start: int = 0, stop: int | None = None) -> ContentReader:
+        """A verified stream of plaintext bytes ``[start, stop)`` (``stop`` clipped to the size).
+
+        Raises ``ContentNotFound``, ``RangeNotSatisfiable`` (``start`` past the
+        end or ``stop < start``), ``MasterKeyError`` or ``ContentIntegrityError``.
+        """
+        env = self._envelope(content_id)
+        data_key = unwrap_data_key(env, self.keyring)
+        layout = env.layout
+        stop = env.size if stop is None else min(stop, env.size)
+        if start < 0 or start > env.size or stop < start:
+            raise RangeNotSatisfiable(
+                f"range {start}-{stop} is not within the content's {env.size} bytes",
+                [Problem(f"bytes {start} to {stop}", "range")],
+            )
+        key = content_key(content_id)
+        try:
+            stored = self.blobs.stat(key).size
+        except BlobNotFound:
+            raise ContentIntegrityError(content_id, "length", "content is missing") from None
+        if stored != layout.stored_size:
+            raise ContentIntegrityError(
+                content_id, "length", f"stored {stored} bytes, expected {layout.stored_size}"
+            )
+        chunks = layout.chunks_for(start, stop)
+        stream = self.blobs.get(key, *layout.stored_span(chunks)) if chunks else None
+        cipher = ChunkCipher(data_key, env.nonce_prefix, content_id, env.chunk_size)
+        reader = ContentReader(env, cipher, stream, chunks, start, stop)
+        reader.prime()
+        return reader
+
+    # --- housekeeping ---------------------------------------------------------
+
+    def delete(self, content_id: str) -> bool:
+        """Remove committed content: the envelope first, so a crash leaves only an orphan."""
+        if not _ID.fullmatch(content_id):
+            return False
+        existed = self.blobs.exists(envelope_key(content_id))
+        self.blobs.delete(envelope_key(content_id))
+        self.blobs.delete(content_key(content_id))
+        return existed
+
+    def key_usage(self) -> dict[str, int]:
+        """How many committed documents each master key wraps (to know when one can go)."""
+        usage: dict[str, int] = {}
+        for content_id in self._committed_ids():
+            kid = self._envelope(content_id).kid
+            usage[kid] = usage.get(kid, 0) + 1
+        return usage
+
+    def rewrap_all(self) -> RewrapReport:
+        """Re-wrap every data key not under the active master key. Content is untouched."""
+        rewrapped = current = 0
+        failures: list[Problem] = []
+        for content_id in self._committed_ids():
+            try:
+                env = self._envelope(content_id)
+                if env.kid == self.keyring.active_kid:
+                    current += 1
+                    continue
+                self.blobs.put(envelope_key(content_id), rewrap(env, self.keyring).to_bytes())
+                if not self.blobs.exists(content_key(content_id)):  # deleted meanwhile
+                    self.blobs.delete(envelope_key(content_id))
+                    continue
+                rewrapped += 1
+            except (MasterKeyError, ContentIntegrityError, ContentNotFound) as exc:
+                failures.append(Problem(str(exc).splitlines()[0], content_id))
+        return RewrapReport(rewrapped, current, tuple(failures))
+
+    def sweep(self, *, now: datetime | None = None) -> SweepReport:
+        """Remove staged uploads and envelope-less content older than the grace period.
+
+        Staged content must be committed within the grace period (a day by default).
+        """
+        cutoff = (now or self.clock()) - self.staging_grace
+        uploads_aborted = orphans_removed = 0
+        for upload in list(self.blobs.iter_uploads("")):  # content, and envelopes' temporaries
+            if upload.started < cutoff:
+                self.blobs.abort_upload(upload.key, upload.upload_id)
+                uploads_aborted += 1
+        committed = set(self._committed_ids())
+        for stat in list(self.blobs.iter_blobs(CONTENT_PREFIX)):
+            content_id = _id_of_key(stat.key)
+            if content_id is None or content_id in committed or stat.modified >= cutoff:
+                continue
+            if self.blobs.exists(envelope_key(content_id)):  # committed since the listing
+                continue
+            self.blobs.delete(stat.key)
+            orphans_removed += 1
+        return SweepReport(uploads_aborted, orphans_removed)
+
+    # --- internals --------------------------------------------------------------
+
+    def _committed_ids(self) -> Iterator[str]:
+        for stat in self.blobs.iter_blobs(ENVELOPE_PREFIX):
+            content_id = _id_of_key(stat.key)
+            if content_id is not None:
+                yield content_id
+
+    def _check_id(self, content_id: str, error: type[ContentNotFound] | type[StagingGone]) -> str:
+        if not _ID.fullmatch(content_id):
+            raise error(f"no content {content_id!r}")
+        return content_id
+
+    def _envelope(self, content_id: str) -> Envelope:
+        self._check_id(content_id, ContentNotFound)
+        try:
+            raw = _read_small(self.blobs, envelope_key(content_id))
+        except BlobNotFound:
+            raise ContentNotFound(f"no content {content_id}") from None
+        return Envelope.from_bytes(raw, content_id)
+
+
+__all__ = [
+    "ContentInfo",
+    "ContentReader",
+    "ContentStore",
+    "RewrapReport",
+    "StagedBlob",
+    "Stager",
+    "SweepReport",
+]

@@ -1,0 +1,64 @@
+"""Hashing beside the cipher: each hash on its own thread, fed the same blocks.
+
+SHA-1 (like any SHA) costs several times what AES-GCM does per byte, and
+``hashlib`` releases the GIL while it hashes a large block, so hashing on
+worker threads lets it overlap encryption, decryption and disk I/O on the
+calling thread. Queues are bounded (``depth`` blocks), so memory stays flat:
+a slow hash makes the producer wait rather than buffer. Blocks must be
+immutable ``bytes`` (a caller's bytearray could change under the hash).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Any, Protocol
+
+
+class Hash(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+
+    def digest(self) -> bytes: ...
+
+
+_STOP = object()
+
+
+class ParallelDigests:
+    """Feed ``update`` blocks to every hash; ``digests`` waits and returns them in order."""
+
+    def __init__(self, *hashes: Hash, depth: int = 4) -> None:
+        self._hashes = hashes
+        self._queues: list[queue.Queue[Any]] = [queue.Queue(maxsize=depth) for _ in hashes]
+        self._threads = [
+            threading.Thread(target=self._run, args=(h, q), name="joinedup-digest", daemon=True)
+            for h, q in zip(hashes, self._queues, strict=True)
+        ]
+        for thread in self._threads:
+            thread.start()
+        self._open = True
+
+    @staticmethod
+    def _run(hash_: Hash, blocks: queue.Queue[Any]) -> None:
+        while (block := blocks.get()) is not _STOP:
+            hash_.update(block)
+
+    def update(self, block: bytes) -> None:
+        if not self._open:
+            raise RuntimeError("digests already finished")
+        for blocks in self._queues:
+            blocks.put(block)
+
+    def digests(self) -> list[bytes]:
+        self.close()
+        return [h.digest() for h in self._hashes]
+
+    def close(self) -> None:
+        """Stop the threads (after they finish what was queued). Safe to call twice."""
+        if not self._open:
+            return
+        self._open = False
+        for blocks in self._queues:
+            blocks.put(_STOP)
+        for thread in self._threads:
+            thread.join()

@@ -1,0 +1,173 @@
+"""Staging: streaming content in, hashing and encrypting it chunk by chunk, refusing early."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from datetime import datetime
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from joinedup.documents.blobs import BlobUpload
+from joinedup.documents.chunks import NONCE_PREFIX_BYTES, ChunkCipher, ChunkLayout
+from joinedup.documents.digests import ParallelDigests
+from joinedup.documents.envelope import seal_envelope
+from joinedup.documents.errors import ContentMismatch, ContentTooLarge
+from joinedup.documents.info import StagedBlob
+from joinedup.errors import Problem
+
+if TYPE_CHECKING:
+    from joinedup.documents.content import ContentStore
+
+
+class Stager:
+    """One upload in progress: ``write`` blocks, then ``finish`` (or ``abort``).
+
+    Any failure aborts the staged upload before the error propagates, so a
+    refused upload leaves nothing behind. Use as a context manager to abort on
+    the caller's own errors too.
+    """
+
+    def __init__(
+        self,
+        store: ContentStore,
+        content_id: str,
+        upload: BlobUpload,
+        *,
+        limit: int,
+        expected_size: int | None,
+        expected_sha1: bytes | None,
+        created: datetime,
+    ) -> None:
+        self._store = store
+        self.content_id = content_id
+        self._upload = upload
+        self._limit = limit
+        self._expected_size = expected_size
+        self._expected_sha1 = expected_sha1
+        self._created = created
+        self._chunk_size = store.chunk_size
+        self._data_key = AESGCM.generate_key(bit_length=256)
+        self._nonce_prefix = os.urandom(NONCE_PREFIX_BYTES)
+        self._cipher = ChunkCipher(self._data_key, self._nonce_prefix, content_id, self._chunk_size)
+        self._buffer = bytearray()
+        self._index = 0
+        self._received = 0
+        # SHA-1 because FHIR R4 Attachment.hash is SHA-1; integrity at rest rests on GCM.
+        self._digests = ParallelDigests(hashlib.sha1())  # noqa: S324
+        self._state = "open"
+        self._staged: StagedBlob | None = None
+
+    @property
+    def received(self) -> int:
+        return self._received
+
+    def write(self, data: bytes) -> None:
+        self._require_open()
+        try:
+            total = self._received + len(data)
+            if total > self._limit:
+                raise ContentTooLarge(
+                    f"content is larger than the limit of {self._limit} bytes",
+                    [Problem(f"more than {self._limit} bytes received", "content")],
+                )
+            if self._expected_size is not None and total > self._expected_size:
+                raise ContentMismatch(
+                    "content is longer than its declared size",
+                    [Problem(f"more than the declared {self._expected_size} bytes", "size")],
+                )
+            self._received = total
+            self._digests.update(data if isinstance(data, bytes) else bytes(data))
+            self._buffer += data
+            size = self._chunk_size
+            while len(self._buffer) > size:  # a chunk is sealed once we know it is not the last
+                view = memoryview(self._buffer)
+                chunk = view[:size]
+                try:
+                    sealed = self._cipher.seal(self._index, False, chunk)
+                finally:
+                    chunk.release()
+                    view.release()
+                del self._buffer[:size]
+                self._upload.write(sealed)
+                self._index += 1
+        except BaseException:
+            self.abort()
+            raise
+
+    def finish(self) -> StagedBlob:
+        """Check the declared size and hash, seal the last chunk and the upload."""
+        self._require_open()
+        try:
+            problems = []
+            if self._expected_size is not None and self._received != self._expected_size:
+                problems.append(
+                    Problem(
+                        f"declared {self._expected_size} bytes, received {self._received}", "size"
+                    )
+                )
+            (sha1,) = self._digests.digests()
+            if self._expected_sha1 is not None and sha1 != self._expected_sha1:
+                problems.append(
+                    Problem("SHA-1 of the content differs from the declared hash", "hash")
+                )
+            if problems:
+                raise ContentMismatch("content does not match its declared size or hash", problems)
+            self._upload.write(self._cipher.seal(self._index, True, bytes(self._buffer)))
+            self._buffer = bytearray()
+            stored = self._upload.seal()
+            layout = ChunkLayout(self._received, self._chunk_size)
+            if stored != layout.stored_size:  # pragma: no cover - a bug, not an input problem
+                raise RuntimeError(f"stored {stored} bytes, layout says {layout.stored_size}")
+            envelope = seal_envelope(
+                master=self._store.keyring.active,
+                data_key=self._data_key,
+                content_id=self.content_id,
+                size=self._received,
+                sha1=sha1,
+                chunk_size=self._chunk_size,
+                nonce_prefix=self._nonce_prefix,
+                created=self._created,
+            )
+        except BaseException:
+            self.abort()
+            raise
+        self._state = "staged"
+        self._staged = StagedBlob.staged(envelope, self._upload.upload_id)
+        return self._staged
+
+    def abort(self) -> None:
+        """Discard everything staged so far. Safe to call more than once."""
+        if self._state == "open":
+            self._state = "aborted"
+            self._buffer = bytearray()
+            self._digests.close()
+            self._upload.abort()
+        elif self._state == "staged" and self._staged is not None:
+            self._state = "aborted"
+            self._store.abort(self._staged)
+
+    def __del__(self) -> None:
+        # Abandoned without finish or abort (as in a crash): stop the hash threads;
+        # the staged upload itself is left for the sweep, as a crash would leave it.
+        digests = getattr(self, "_digests", None)
+        if digests is not None:
+            digests.close()
+
+    def _require_open(self) -> None:
+        if self._state != "open":
+            raise RuntimeError(f"stager is {self._state}")
+
+    def __enter__(self) -> Stager:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is not None and self._state == "open":
+            self.abort()

@@ -1,0 +1,85 @@
+"""Rotating master keys re-wraps data keys; content bytes are never rewritten."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+
+import pytest
+
+from joinedup.documents.blobs import read_exact
+from joinedup.documents.content import CONTENT_PREFIX
+from joinedup.documents.errors import MasterKeyError
+from joinedup.documents.keyring import KEY_SUFFIX, Keyring, create_master_key
+from tests.integration.documents.conftest import CHUNK, StoreWorld
+
+
+def _all_content(world: StoreWorld) -> dict[str, bytes]:
+    blobs = world.blobs()
+    out = {}
+    for stat in blobs.iter_blobs(CONTENT_PREFIX):
+        with blobs.get(stat.key) as reader:
+            out[stat.key] = read_exact(reader, 1 << 30)
+    return out
+
+
+def test_rotate_then_rewrap(world: StoreWorld) -> None:
+    before = world.content()
+    old_kid = before.keyring.active_kid
+    docs = {
+        before.put(data).content_id: data for data in (os.urandom(n) for n in (0, 10, 3 * CHUNK))
+    }
+    content_before = _all_content(world)
+
+    new_key = create_master_key(world.keys_dir, now=datetime.now(UTC))
+    rotated = world.content()  # reloads the keyring: the new key is the newest, so active
+    assert rotated.keyring.active_kid == new_key.kid
+    fresh = rotated.put(b"written after rotation")
+    assert fresh.kid == new_key.kid
+    assert rotated.key_usage() == {old_kid: 3, new_key.kid: 1}
+
+    report = rotated.rewrap_all()
+    assert (report.rewrapped, report.already_active, report.failures) == (3, 1, ())
+    assert rotated.key_usage() == {new_key.kid: 4}
+    assert _all_content(world) == {
+        **content_before,
+        **{k: v for k, v in _all_content(world).items() if fresh.content_id in k},
+    }  # old content byte-for-byte the same
+
+    # The old key can now go: everything reads with the new key alone.
+    (world.keys_dir / (old_kid + KEY_SUFFIX)).unlink()
+    only_new = world.content(Keyring.load(world.keys_dir))
+    for content_id, data in docs.items():
+        assert only_new.open(content_id).read_all() == data
+        assert only_new.info(content_id).kid == new_key.kid
+    assert only_new.rewrap_all().rewrapped == 0
+
+
+def test_without_the_old_key_old_documents_cannot_be_read_or_rewrapped(world: StoreWorld) -> None:
+    store = world.content()
+    old_kid = store.keyring.active_kid
+    info = store.put(b"care and support plan")
+    create_master_key(world.keys_dir)
+    (world.keys_dir / (old_kid + KEY_SUFFIX)).unlink()
+    store = world.content()
+    with pytest.raises(MasterKeyError):
+        store.open(info.content_id)
+    report = store.rewrap_all()
+    assert report.rewrapped == 0
+    assert [p.location for p in report.failures] == [info.content_id]
+
+
+def test_content_staged_before_rotation_is_committed_under_the_new_key(world: StoreWorld) -> None:
+    staged = world.content().stage(b"discharge summary")
+    new_key = create_master_key(world.keys_dir)
+    store = world.content()
+    info = store.commit(staged.token)
+    assert info.kid == new_key.kid
+    assert store.open(info.content_id).read_all() == b"discharge summary"
+
+
+def test_an_older_key_can_be_kept_active_by_configuration(world: StoreWorld) -> None:
+    old_kid = world.content().keyring.active_kid
+    create_master_key(world.keys_dir)
+    store = world.content(Keyring.load(world.keys_dir, active_kid=old_kid))
+    assert store.put(b"x").kid == old_kid

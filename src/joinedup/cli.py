@@ -346,10 +346,15 @@ def _mount_subcommands() -> None:
     from joinedup.access.cli import app as agreements_app
     from joinedup.demo.commands import demo_app
     from joinedup.people.cli import app as people_app
+    from joinedup.sources import cli as sources_cli
 
     app.add_typer(demo_app, name="demo", help="The Wessex demo care system.")
     app.add_typer(agreements_app, name="agreements")
     app.add_typer(people_app, name="people")
+    app.command("ingest")(sources_cli.ingest)
+    app.add_typer(sources_cli.feeds_app, name="feeds")
+    app.add_typer(sources_cli.quarantine_app, name="quarantine")
+    app.add_typer(sources_cli.batches_app, name="batches")
 
 
 _mount_subcommands()

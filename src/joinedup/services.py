@@ -11,6 +11,9 @@ from joinedup.config import Settings
 from joinedup.orgs.registry import Registry
 from joinedup.people.index import PersonIndex
 from joinedup.people.matcher import matcher_from_file
+from joinedup.people.observer import PersonLinker
+from joinedup.records.store import RecordStore
+from joinedup.sources.batches import Ingestion
 from joinedup.storage.engine import Database
 
 
@@ -23,6 +26,8 @@ class Services:
     tokens: TokenService
     registry: Registry
     people: PersonIndex
+    records: RecordStore
+    ingestion: Ingestion
 
     def verifier(self) -> TokenVerifier:
         return TokenVerifier(
@@ -53,4 +58,7 @@ def build(settings: Settings, db: Database | None = None) -> Services:
         leeway=settings.clock_skew_seconds,
     )
     people = PersonIndex(db, matcher_from_file(settings.effective_matching_model))
-    return Services(settings, db, keys, issuer, tokens, Registry(db), people)
+    ingestion = Ingestion(db, observers=[PersonLinker(people)])
+    return Services(
+        settings, db, keys, issuer, tokens, Registry(db), people, RecordStore(db), ingestion
+    )

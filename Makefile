@@ -22,7 +22,7 @@ demo: venv
 
 ## make test: set up, then lint, type-check and run the whole test suite
 test: venv lint typecheck
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check src tests benchmarks

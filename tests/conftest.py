@@ -20,6 +20,8 @@ from sqlalchemy import MetaData, create_engine, text
 from sqlalchemy.engine import make_url
 
 from joinedup.api.app import create_app
+from joinedup.audit.config import keys_dir
+from joinedup.audit.keys import AuditKeyStore
 from joinedup.config import Settings
 from joinedup.services import Services, build
 from joinedup.storage.engine import Database, normalise_url
@@ -119,6 +121,7 @@ def settings(tmp_path: Path, db: Database) -> Settings:
 def services(settings: Settings, db: Database) -> Services:
     svc = build(settings, db=db)
     svc.keys.ensure()
+    AuditKeyStore(keys_dir(settings)).init()
     return svc
 
 

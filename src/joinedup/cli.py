@@ -73,9 +73,15 @@ def serve(
     import uvicorn
 
     settings = _settings()
+    from joinedup.audit.config import keys_dir
+    from joinedup.audit.keys import AuditKeyStore
+
     svc = _services()
-    svc.keys.active()
-    svc.close()
+    try:
+        svc.keys.active()
+        AuditKeyStore(keys_dir(settings)).active()
+    finally:
+        svc.close()
     uvicorn.run(
         "joinedup.api.asgi:app",
         host=host or settings.host,
@@ -344,6 +350,7 @@ def orgs_add_system(
 def _mount_subcommands() -> None:
     """Packages with their own command groups; mounted here, in one place."""
     from joinedup.access.cli import app as agreements_app
+    from joinedup.audit.cli import app as audit_app
     from joinedup.demo.commands import demo_app
     from joinedup.people.cli import app as people_app
     from joinedup.sources import cli as sources_cli
@@ -351,6 +358,7 @@ def _mount_subcommands() -> None:
     app.add_typer(demo_app, name="demo", help="The Wessex demo care system.")
     app.add_typer(agreements_app, name="agreements")
     app.add_typer(people_app, name="people")
+    app.add_typer(audit_app, name="audit")
     app.command("ingest")(sources_cli.ingest)
     app.add_typer(sources_cli.feeds_app, name="feeds")
     app.add_typer(sources_cli.quarantine_app, name="quarantine")

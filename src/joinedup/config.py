@@ -40,6 +40,27 @@ class Settings(BaseSettings):
             "(`joinedup people train`) only NHS numbers link records."
         ),
     )
+    audit_keys_dir: Path | None = Field(
+        default=None,
+        description="Audit checkpoint signing keys (Ed25519). Default <data_dir>/audit-keys.",
+    )
+    audit_checkpoint_every_events: int = Field(default=10_000, ge=1)
+    audit_checkpoint_every_seconds: float = Field(default=60.0, gt=0)
+    audit_append_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="A read waits this long for its audit event; then 503."
+    )
+    audit_max_batch_events: int = Field(default=5_000, ge=1)
+    audit_retention_days: int | None = Field(
+        default=None,
+        ge=1,
+        description="Archive and remove events older than this; unset keeps all.",
+    )
+    audit_show_staff_names: bool = Field(
+        default=False, description="Whether a person's access report names individual staff."
+    )
+    audit_volume_factor: float = Field(default=3.0, gt=1)
+    audit_volume_floor: int = Field(default=50, ge=1)
+    audit_volume_baseline_days: int = Field(default=28, ge=1)
     issuer: str = Field(
         default="http://127.0.0.1:8000",
         description="Public base URL of this service; the `iss` of tokens it issues.",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from joinedup.audit.service import AuditLog, build_audit_log
 from joinedup.auth.grants import TokenService
 from joinedup.auth.jwk import KeyStore
 from joinedup.auth.tokens import TokenIssuer, TokenVerifier
@@ -28,6 +29,7 @@ class Services:
     people: PersonIndex
     records: RecordStore
     ingestion: Ingestion
+    audit: AuditLog
 
     def verifier(self) -> TokenVerifier:
         return TokenVerifier(
@@ -38,6 +40,8 @@ class Services:
         )
 
     def close(self) -> None:
+        """Commit queued audit events and sign a final checkpoint, then drop connections."""
+        self.audit.close()
         self.db.dispose()
 
 
@@ -60,5 +64,14 @@ def build(settings: Settings, db: Database | None = None) -> Services:
     people = PersonIndex(db, matcher_from_file(settings.effective_matching_model))
     ingestion = Ingestion(db, observers=[PersonLinker(people)])
     return Services(
-        settings, db, keys, issuer, tokens, Registry(db), people, RecordStore(db), ingestion
+        settings,
+        db,
+        keys,
+        issuer,
+        tokens,
+        Registry(db),
+        people,
+        RecordStore(db),
+        ingestion,
+        build_audit_log(settings, db),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from pathlib import Path
@@ -28,9 +29,13 @@ out = Console(soft_wrap=True)
 
 
 def _prepare(settings: Settings, seed: int) -> tuple[Services, LoadSummary]:
+    from joinedup.audit.config import keys_dir
+    from joinedup.audit.keys import AuditKeyStore
+
     svc = build(settings)
     upgrade(svc.db)
     svc.keys.ensure()
+    AuditKeyStore(keys_dir(settings)).init()
     summary = load_area(svc, build_area(seed), settings.data_dir / "demo-clients")
     return svc, summary
 
@@ -86,6 +91,8 @@ def up(
     )
     exports = settings.data_dir / "demo-exports"
     _ensure_exports(exports, seed, people)
+    ingest_exports(svc, exports)
+    _link_with_trained_model(settings)
     base = f"http://{settings.host}:{settings.port}"
     out.rule("joinedup demo")
     out.print(_guide(svc, base))
@@ -109,6 +116,68 @@ def _ensure_exports(folder: Path, seed: int, people: int) -> None:
         return
     generate_to(folder, seed=seed, people=people)
     out.print(f"demo exports written to {folder}")
+
+
+def ingest_exports(svc: Services, folder: Path) -> None:
+    """Register a feed per shipped demo mapping and ingest every export file, in order."""
+    import json
+
+    from rich.table import Table
+
+    from joinedup.errors import Conflict
+    from joinedup.sources.feeds import spec_from_mapping
+    from joinedup.sources.mapping import bundled_mappings, demo_feed_for
+
+    for path in bundled_mappings().values():
+        with contextlib.suppress(Conflict):
+            svc.ingestion.feeds.register(spec_from_mapping(path))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    table = Table("file", "feed", "status", "read", "accepted", "rejected", "warnings")
+    totals = [0, 0, 0]
+    for item in manifest["files"]:
+        name = demo_feed_for(item["path"])
+        if name is None:
+            continue
+        result = svc.ingestion.ingest_file(name.split("/")[1], folder / item["path"])
+        c = result.counts
+        read, accepted, rejected = c.get("read", 0), c.get("accepted", 0), c.get("rejected", 0)
+        totals = [totals[0] + read, totals[1] + accepted, totals[2] + rejected]
+        table.add_row(
+            item["path"],
+            name,
+            result.status.value,
+            str(read),
+            str(accepted),
+            str(rejected),
+            str(c.get("warnings", 0)),
+        )
+    out.print(table)
+    out.print(
+        f"ingested: read {totals[0]}, accepted {totals[1]}, rejected {totals[2]} "
+        "(rejections are in quarantine: `joinedup quarantine list`)"
+    )
+
+
+def _link_with_trained_model(settings: Settings) -> None:
+    """First load: train the estate's model on what was ingested, then re-link with it."""
+    from joinedup.people.estate import rebuild, save_model, train_model
+    from joinedup.people.matcher import matcher_from_file
+
+    path = settings.effective_matching_model
+    if path.exists():
+        return
+    svc = build(settings)
+    try:
+        out.print("training the matching model on the demo's records (first run only)...")
+        save_model(train_model(svc.db), path)
+        report = rebuild(svc.db, matcher_from_file(path))
+    finally:
+        svc.close()
+    out.print(
+        f"person index: {report.records} records -> {report.persons_after} persons, "
+        f"{report.multi_record_persons} with records from more than one source, "
+        f"{report.open_reviews} pairs awaiting review"
+    )
 
 
 @app.command("client-token")

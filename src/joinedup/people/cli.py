@@ -175,6 +175,41 @@ def stats() -> None:
         svc.close()
 
 
+@app.command("train")
+def train_cmd(
+    seed: Annotated[
+        int, typer.Option(help="Seed: the same seed and data give the same model")
+    ] = 20240401,
+) -> None:
+    """Train the matching model by EM on the estate's own records; saved as versioned JSON."""
+    from joinedup.people.estate import save_model, train_model
+
+    settings = load_settings()
+    svc = _svc()
+    try:
+        model = train_model(svc.db, seed=seed)
+    finally:
+        svc.close()
+    path = settings.effective_matching_model
+    save_model(model, path)
+    out.print(f"model trained on {model.summary.get('records')} records, saved to {path}")
+
+
+@app.command("rebuild")
+def rebuild_cmd() -> None:
+    """Re-link every record with the trained model (initial loads, before steward work)."""
+    from joinedup.people.estate import rebuild
+    from joinedup.people.matcher import matcher_from_file
+
+    settings = load_settings()
+    svc = _svc()
+    try:
+        report = rebuild(svc.db, matcher_from_file(settings.effective_matching_model))
+    finally:
+        svc.close()
+    _json(report.__dict__)
+
+
 @app.command("chart")
 def chart(
     kind: Annotated[str, typer.Argument(help="weights (distribution) or waterfall")],

@@ -2,10 +2,11 @@
 
 from fastapi import APIRouter, Depends
 
-from joinedup.api.admin import feeds, orgs, people
+from joinedup.api.admin import audit, feeds, orgs, people
 from joinedup.api.deps import authenticated
 
 router = APIRouter(prefix="/admin", dependencies=[Depends(authenticated)])
 router.include_router(orgs.router)
 router.include_router(people.router)
 router.include_router(feeds.router)
+router.include_router(audit.router)

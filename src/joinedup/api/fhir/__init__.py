@@ -3,11 +3,12 @@
 from fastapi import APIRouter, Depends
 
 from joinedup.api.deps import authenticated
-from joinedup.api.fhir import metadata
+from joinedup.api.fhir import audit, metadata
 
 router = APIRouter(prefix="/fhir")
 router.include_router(metadata.router)
 
 protected = APIRouter(dependencies=[Depends(authenticated)])
 """Every /fhir route except the CapabilityStatement hangs off this router."""
+protected.include_router(audit.router)
 router.include_router(protected)

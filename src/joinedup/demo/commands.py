@@ -124,6 +124,7 @@ def ingest_exports(svc: Services, folder: Path) -> None:
 
     from rich.table import Table
 
+    from joinedup.audit.changes import batch_event, local_actor
     from joinedup.errors import Conflict
     from joinedup.sources.feeds import spec_from_mapping
     from joinedup.sources.mapping import bundled_mappings, demo_feed_for
@@ -139,6 +140,7 @@ def ingest_exports(svc: Services, folder: Path) -> None:
         if name is None:
             continue
         result = svc.ingestion.ingest_file(name.split("/")[1], folder / item["path"])
+        svc.audit.append([batch_event(result.event(), local_actor(result.org))])
         c = result.counts
         read, accepted, rejected = c.get("read", 0), c.get("accepted", 0), c.get("rejected", 0)
         totals = [totals[0] + read, totals[1] + accepted, totals[2] + rejected]

@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -29,8 +29,11 @@ from rich.progress import (
 from rich.table import Table
 
 from joinedup.errors import InvalidInput, UserError
-from joinedup.sources.batches import BatchResult, BatchStatus, Ingestion
+from joinedup.sources.batches import BatchResult, BatchStatus
 from joinedup.sources.feeds import Feed, FeedSpec, read_spec, spec_from_mapping
+
+if TYPE_CHECKING:
+    from joinedup.services import Services
 
 app = typer.Typer(help="Feeds, batches and quarantine.", no_args_is_help=True)
 feeds_app = typer.Typer(help="Register, list, show and validate feeds.", no_args_is_help=True)
@@ -49,7 +52,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tab
 
 
 @contextmanager
-def _ingestion() -> Iterator[Ingestion]:
+def _ingestion() -> Iterator[_AuditedIngestion]:
     """The configured ingestion service (with online person matching)."""
     from joinedup.config import load_settings
     from joinedup.services import build
@@ -58,9 +61,34 @@ def _ingestion() -> Iterator[Ingestion]:
     svc = build(load_settings())
     try:
         ensure_migrated(svc.db)
-        yield svc.ingestion
+        yield _AuditedIngestion(svc)
     finally:
         svc.close()
+
+
+class _AuditedIngestion:
+    """The ingestion service, with every batch run from the command line audited."""
+
+    def __init__(self, svc: Services) -> None:
+        self._svc = svc
+        self.feeds = svc.ingestion.feeds
+        self.loader = svc.ingestion.loader
+        self.quarantine = svc.ingestion.quarantine
+
+    def ingest_file(self, feed_id: str, path: Path, **kwargs: Any) -> BatchResult:
+        result = self._svc.ingestion.ingest_file(feed_id, path, **kwargs)
+        self._record(result)
+        return result
+
+    def reprocess(self, feed_id: str, **kwargs: Any) -> BatchResult:
+        result = self._svc.ingestion.reprocess(feed_id, **kwargs)
+        self._record(result)
+        return result
+
+    def _record(self, result: BatchResult) -> None:
+        from joinedup.audit.changes import batch_event, local_actor
+
+        self._svc.audit.append([batch_event(result.event(), local_actor(result.org))])
 
 
 def _json(data: Any) -> None:

@@ -4,8 +4,7 @@ An organisation's integration engineer sees and changes only its own feeds;
 a token from the hub organisation sees every feed. A feed of another
 organisation answers 404, as if it did not exist. Posting a batch streams the
 upload to a temporary file and loads it in one transaction; the response is
-the batch report, and ``request.state.audit_event`` carries the ids and
-counts for the audit log.
+the batch report, and the audit log gets the batch's ids and counts.
 """
 
 from __future__ import annotations
@@ -17,7 +16,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, File, Query, Request, UploadFile
 
+from joinedup.api.audit_trail import actor_of
 from joinedup.api.deps import Token, require, services
+from joinedup.audit.changes import batch_event
 from joinedup.auth.permissions import Permission
 from joinedup.auth.tokens import AccessToken
 from joinedup.errors import Forbidden, InvalidInput, NotFound, Problem
@@ -169,7 +170,7 @@ def post_batch(
         with path.open("wb") as out:
             shutil.copyfileobj(file.file, out, UPLOAD_CHUNK)
         result = ing.ingest_file(feed_id, path, name=name, force=force)
-    request.state.audit_event = result.event()
+    _record_batch(request, token, result)
     return result.view()
 
 
@@ -223,8 +224,18 @@ def reprocess(
 ) -> dict[str, Any]:
     _own_feed(svc, ing, token, feed_id)
     result = ing.reprocess(feed_id, batch_id=batch)
-    request.state.audit_event = result.event()
+    _record_batch(request, token, result)
     return result.view()
+
+
+def _record_batch(request: Request, token: AccessToken, result: BatchResult) -> None:
+    event = batch_event(
+        result.event(),
+        actor_of(token),
+        purpose=token.purpose,
+        request_id=getattr(request.state, "request_id", None),
+    )
+    request.app.state.services.audit.append([event])
 
 
 def _summary(b: BatchResult) -> dict[str, Any]:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body, Depends, Query, Request
 
+from joinedup.api.audit_trail import record_change
 from joinedup.api.deps import Token, require, services
+from joinedup.audit.events import AuditAction
 from joinedup.auth.permissions import Permission
 from joinedup.errors import InvalidInput, Problem
 from joinedup.people.index import PersonIndex
@@ -44,8 +46,16 @@ def review_pair(people: Index, pair_id: int) -> dict[str, Any]:
 @router.post(
     "/review/{pair_id}/accept", dependencies=[Steward], summary="Same person: merge the two persons"
 )
-def accept(people: Index, token: Token, pair_id: int) -> dict[str, Any]:
+def accept(people: Index, token: Token, pair_id: int, request: Request) -> dict[str, Any]:
     merge = people.accept(pair_id, by=_actor(token))
+    record_change(
+        request,
+        token,
+        AuditAction.PERSON_MERGE,
+        review_pair=pair_id,
+        decision="accepted",
+        merge=merge or None,
+    )
     return {"pair": pair_id, "status": "accepted", "merge": merge or None}
 
 
@@ -54,13 +64,16 @@ def accept(people: Index, token: Token, pair_id: int) -> dict[str, Any]:
     dependencies=[Steward],
     summary="Different people: never propose this pair again on the same evidence",
 )
-def reject(people: Index, token: Token, pair_id: int) -> dict[str, Any]:
+def reject(people: Index, token: Token, pair_id: int, request: Request) -> dict[str, Any]:
     people.reject(pair_id, by=_actor(token))
+    record_change(request, token, AuditAction.PERSON_LINK, review_pair=pair_id, decision="rejected")
     return {"pair": pair_id, "status": "rejected"}
 
 
 @router.post("/merges", dependencies=[Steward], status_code=201, summary="Merge two persons")
-def merge(people: Index, token: Token, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+def merge(
+    people: Index, token: Token, body: Annotated[dict[str, Any], Body()], request: Request
+) -> dict[str, Any]:
     problems = [
         Problem("required", f)
         for f in ("survivor", "merged", "reason")
@@ -71,6 +84,13 @@ def merge(people: Index, token: Token, body: Annotated[dict[str, Any], Body()]) 
     merge_id = people.merge(
         body["survivor"], body["merged"], by=_actor(token), reason=body["reason"]
     )
+    record_change(
+        request,
+        token,
+        AuditAction.PERSON_MERGE,
+        persons=(body["survivor"], body["merged"]),
+        merge=merge_id,
+    )
     return {"merge": merge_id}
 
 
@@ -79,8 +99,9 @@ def merge(people: Index, token: Token, body: Annotated[dict[str, Any], Body()]) 
     dependencies=[Steward],
     summary="Unmerge: restore exactly the state before the merge",
 )
-def unmerge(people: Index, token: Token, merge_id: int) -> dict[str, Any]:
+def unmerge(people: Index, token: Token, merge_id: int, request: Request) -> dict[str, Any]:
     people.unmerge(merge_id, by=_actor(token))
+    record_change(request, token, AuditAction.PERSON_UNMERGE, merge=merge_id)
     return {"merge": merge_id, "undone": True}
 
 

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from joserfc import jwt
 from joserfc.jwk import ECKey
+from sqlalchemy import text
 
 from joinedup.auth.grants import ASSERTION_TYPE
 from joinedup.orgs.specs import OrgSpec, PractitionerSpec, SystemSpec, TeamSpec
 from joinedup.orgs.vocab import OrgKind, ProfessionalRole
 from joinedup.services import Services
+from joinedup.storage.engine import Database
 
 
 @dataclass
@@ -83,3 +87,41 @@ def token_form(client: Client, audience: str, **fields: Any) -> dict[str, str]:
     }
     form.update({k: v for k, v in fields.items() if v is not None})
     return form
+
+
+@contextmanager
+def audit_store_refuses_writes(db: Database) -> Iterator[None]:
+    """A trigger that makes every insert into audit_events fail, on either backend."""
+    with db.engine.begin() as conn:
+        if db.dialect == "postgresql":
+            conn.execute(
+                text(
+                    "CREATE FUNCTION audit_refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                    "$$ BEGIN RAISE EXCEPTION 'disk full'; END $$"
+                )
+            )
+            conn.execute(
+                text(
+                    "CREATE TRIGGER audit_refuse BEFORE INSERT ON audit_events "
+                    "FOR EACH ROW EXECUTE FUNCTION audit_refuse()"
+                )
+            )
+        else:
+            conn.execute(
+                text(
+                    "CREATE TRIGGER audit_refuse BEFORE INSERT ON audit_events "
+                    "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+                )
+            )
+    try:
+        yield
+    finally:
+        with db.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "DROP TRIGGER audit_refuse"
+                    + (" ON audit_events" if db.dialect == "postgresql" else "")
+                )
+            )
+            if db.dialect == "postgresql":
+                conn.execute(text("DROP FUNCTION audit_refuse()"))

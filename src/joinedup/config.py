@@ -40,6 +40,14 @@ class Settings(BaseSettings):
             "(`joinedup people train`) only NHS numbers link records."
         ),
     )
+    agreements_dir: Path | None = Field(
+        default=None,
+        description=(
+            "Folder of data sharing agreements (YAML) the partner API decides by. "
+            "Default <data_dir>/agreements; none there means each organisation sees "
+            "only its own records."
+        ),
+    )
     audit_keys_dir: Path | None = Field(
         default=None,
         description="Audit checkpoint signing keys (Ed25519). Default <data_dir>/audit-keys.",
@@ -104,6 +112,10 @@ class Settings(BaseSettings):
     @property
     def effective_matching_model(self) -> Path:
         return self.matching_model or self.data_dir / "models" / "matching-model.json"
+
+    @property
+    def effective_agreements_dir(self) -> Path:
+        return self.agreements_dir or self.data_dir / "agreements"
 
     @property
     def token_endpoint(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from joinedup.access.service import AccessService
 from joinedup.audit.service import AuditLog, build_audit_log
 from joinedup.auth.grants import TokenService
 from joinedup.auth.jwk import KeyStore
@@ -30,6 +31,7 @@ class Services:
     records: RecordStore
     ingestion: Ingestion
     audit: AuditLog
+    access: AccessService
 
     def verifier(self) -> TokenVerifier:
         return TokenVerifier(
@@ -63,15 +65,19 @@ def build(settings: Settings, db: Database | None = None) -> Services:
     )
     people = PersonIndex(db, matcher_from_file(settings.effective_matching_model))
     ingestion = Ingestion(db, observers=[PersonLinker(people)])
+    registry = Registry(db)
+    records = RecordStore(db)
+    access = AccessService(settings.effective_agreements_dir, registry, records, people)
     return Services(
         settings,
         db,
         keys,
         issuer,
         tokens,
-        Registry(db),
+        registry,
         people,
-        RecordStore(db),
+        records,
         ingestion,
         build_audit_log(settings, db),
+        access,
     )

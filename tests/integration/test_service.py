@@ -87,6 +87,12 @@ def test_capability_statement_is_public_fhir(client: TestClient) -> None:
     body = r.json()
     assert body["resourceType"] == "CapabilityStatement"
     assert body["fhirVersion"] == "4.0.1"
+    from fhir.resources.R4B.capabilitystatement import CapabilityStatement
+
+    CapabilityStatement.model_validate(body)
+    patient = next(x for x in body["rest"][0]["resource"] if x["type"] == "Patient")
+    assert {"identifier", "name", "birthdate"} <= {p["name"] for p in patient["searchParam"]}
+    assert patient["operation"][0]["name"] == "everything"
 
 
 def test_fhir_errors_are_operation_outcomes(client: TestClient) -> None:

@@ -96,7 +96,9 @@ def install(app: FastAPI) -> None:
     async def user_error(request: Request, exc: UserError) -> JSONResponse:
         headers = _auth_headers(exc.status, exc.detail)
         if _is_fhir(request):
-            return operation_outcome(exc.status, exc.detail, exc.problems, headers)
+            # FHIR answers an invalid request (bad search parameter, malformed body) with 400.
+            status = 400 if exc.status == 422 else exc.status
+            return operation_outcome(status, exc.detail, exc.problems, headers)
         return problem_response(
             exc.status,
             exc.title,

@@ -36,8 +36,22 @@ def _prepare(settings: Settings, seed: int) -> tuple[Services, LoadSummary]:
     upgrade(svc.db)
     svc.keys.ensure()
     AuditKeyStore(keys_dir(settings)).init()
+    _install_agreements(settings)
     summary = load_area(svc, build_area(seed), settings.data_dir / "demo-clients")
     return svc, summary
+
+
+def _install_agreements(settings: Settings) -> None:
+    """Copy the demo area's agreements into the configured folder (never over an edited one)."""
+    import shutil
+
+    from joinedup.demo.agreements import agreement_files
+
+    target = settings.effective_agreements_dir
+    target.mkdir(parents=True, exist_ok=True)
+    for path in agreement_files():
+        if not (target / path.name).exists():
+            shutil.copy(path, target / path.name)
 
 
 @app.command("load")

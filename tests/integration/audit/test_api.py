@@ -21,7 +21,7 @@ from joinedup.api.fhir import audit as fhir_audit
 from joinedup.audit import AuditAction, AuditKeyStore, AuditLog, EventQuery, Outcome
 from joinedup.auth.permissions import Permission
 from joinedup.services import Services
-from tests.integration.audit.test_log import _audit_store_refuses_writes
+from tests.support import audit_store_refuses_writes
 from tests.unit.audit.factory import T0, read
 
 
@@ -191,7 +191,7 @@ def test_an_unwritable_audit_store_answers_503(
     api: TestClient, services: Services, log: AuditLog
 ) -> None:
     _activity(log)
-    with _audit_store_refuses_writes(log.db):
+    with audit_store_refuses_writes(log.db):
         r = api.get("/fhir/Patient/P-100/$access-report", headers=person(services, "P-100"))
     assert r.status_code == 503
     assert r.json()["issue"][0]["code"] == "transient"

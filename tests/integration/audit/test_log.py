@@ -5,17 +5,16 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from joinedup.audit import AuditConfig, AuditKeyStore, AuditLog, ProblemKind
 from joinedup.audit.models import checkpoints_table, events_table
 from joinedup.errors import Unavailable
 from joinedup.storage.engine import Database
+from tests.support import audit_store_refuses_writes
 from tests.unit.audit.factory import FixedClock, read
 
 
@@ -155,32 +154,9 @@ def test_an_explicit_checkpoint_only_when_the_head_moved(audit: AuditLog) -> Non
     assert audit.checkpoint() is None
 
 
-@contextmanager
-def _audit_store_refuses_writes(db: Database) -> Iterator[None]:
-    """A trigger that makes every insert into audit_events fail, on either backend."""
-    with db.engine.begin() as conn:
-        if db.dialect == "postgresql":
-            conn.execute(text(
-                "CREATE FUNCTION audit_refuse() RETURNS trigger LANGUAGE plpgsql AS "
-                "$$ BEGIN RAISE EXCEPTION 'disk full'; END $$"))
-            conn.execute(text("CREATE TRIGGER audit_refuse BEFORE INSERT ON audit_events "
-                              "FOR EACH ROW EXECUTE FUNCTION audit_refuse()"))
-        else:
-            conn.execute(text("CREATE TRIGGER audit_refuse BEFORE INSERT ON audit_events "
-                              "BEGIN SELECT RAISE(ABORT, 'disk full'); END"))
-    try:
-        yield
-    finally:
-        with db.engine.begin() as conn:
-            conn.execute(text("DROP TRIGGER audit_refuse" + (
-                " ON audit_events" if db.dialect == "postgresql" else "")))
-            if db.dialect == "postgresql":
-                conn.execute(text("DROP FUNCTION audit_refuse()"))
-
-
 def test_an_unwritable_store_fails_closed_and_recovers(audit: AuditLog, db: Database) -> None:
     audit.append([read()])
-    with _audit_store_refuses_writes(db):
+    with audit_store_refuses_writes(db):
         with pytest.raises(Unavailable, match="cannot be written"):
             audit.append([read("P-2")])
 

@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Depends
 
 from joinedup.api.deps import authenticated
-from joinedup.api.fhir import audit, metadata
+from joinedup.api.fhir import audit, metadata, records
 
 router = APIRouter(prefix="/fhir")
 router.include_router(metadata.router)
@@ -11,4 +11,5 @@ router.include_router(metadata.router)
 protected = APIRouter(dependencies=[Depends(authenticated)])
 """Every /fhir route except the CapabilityStatement hangs off this router."""
 protected.include_router(audit.router)
+protected.include_router(records.router)  # after audit: its /{type} would shadow /AuditEvent
 router.include_router(protected)

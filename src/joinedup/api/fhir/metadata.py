@@ -42,10 +42,37 @@ def capability_statement(base: str) -> dict[str, Any]:
                     "description": "OAuth2 client credentials with private_key_jwt; "
                     "see /.well-known/smart-configuration",
                 },
-                "resource": [],
+                "resource": _resources(),
             }
         ],
     }
+
+
+def _resources() -> list[dict[str, Any]]:
+    from joinedup.records.params import SEARCH_PARAMS, Kind
+
+    resources = []
+    for rtype in sorted(SEARCH_PARAMS):
+        entry: dict[str, Any] = {
+            "type": rtype,
+            "interaction": [{"code": "read"}, {"code": "search-type"}],
+            "searchParam": [
+                {
+                    "name": name,
+                    "type": "reference" if param.kind is Kind.SUBJECT else param.kind.value,
+                }
+                for name, param in sorted(SEARCH_PARAMS[rtype].items())
+            ],
+        }
+        if rtype == "Patient":
+            entry["operation"] = [
+                {
+                    "name": "everything",
+                    "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+                }
+            ]
+        resources.append(entry)
+    return resources
 
 
 @router.get("/metadata", summary="FHIR CapabilityStatement")

@@ -1,0 +1,304 @@
+"""``AccessService``: the decision point bound to the configured agreements, the
+registry, the records and the person index, for the partner API.
+
+For one token and one person it gives a :class:`PersonAccess`: every decision
+about that person, the SQL filter that lets through exactly the rows those
+decisions allow (or allow to be marked as withheld), and the minimiser. A
+route then reads with the filter in the query, minimises what comes back, and
+records what it served with :class:`Served`, whose events are written to the
+audit log before the answer goes out.
+
+Agreements are YAML files in ``Settings.effective_agreements_dir``, loaded
+and compiled on first use and again each day (agreements start and end on
+dates) or on :meth:`AccessService.reload`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import ColumnElement, Table, and_, false, or_
+
+from joinedup.access.decisions import Action, AuditLevel, Decision
+from joinedup.access.engine import DecisionPoint, PersonDecisions
+from joinedup.access.loader import load_agreement_files
+from joinedup.access.minimise import apply_decisions
+from joinedup.access.purposes import Purpose
+from joinedup.access.world import (
+    EVIDENCE_TYPES,
+    RECENT_DAYS,
+    Who,
+    consents_for,
+    relationships_from,
+    requester_for,
+)
+from joinedup.audit.events import Actor, AuditAction, AuditEvent, Outcome
+from joinedup.auth.tokens import AccessToken
+from joinedup.errors import Forbidden, NotFound, Unavailable, UserError
+from joinedup.labels import DataCategory, Sensitivity
+from joinedup.orgs.registry import Registry
+from joinedup.orgs.vocab import OrgKind, ProfessionalRole
+from joinedup.people.index import PersonIndex
+from joinedup.records.search import Filter
+from joinedup.records.store import RecordStore, StoredResource
+
+
+def _visible_rows(decisions: PersonDecisions) -> dict[str, dict[frozenset[str], set[str]]]:
+    """owner -> {sensitivities -> categories} of rows the requester gets something of:
+    permitted, or denied with permission to mark it withheld (a REDACTED stub)."""
+    shown: dict[tuple[str, str], set[str]] = {}
+    for (owner, category, sensitivity), d in decisions.decisions.items():
+        if d.permitted or d.obligations.mark_withheld:
+            shown.setdefault((owner, category.value), set()).add(sensitivity.value)
+    grouped: dict[str, dict[frozenset[str], set[str]]] = {}
+    for (owner, code), levels in shown.items():
+        grouped.setdefault(owner, {}).setdefault(frozenset(levels), set()).add(code)
+    return grouped
+
+
+@dataclass(frozen=True)
+class PersonAccess:
+    """One requester's access to one person's records."""
+
+    person_id: str
+    patient_ids: tuple[str, ...]
+    """Ids of every Patient record linked to the person (any organisation)."""
+    decisions: PersonDecisions = field(repr=False)
+
+    def where(self) -> Filter:
+        """Rows about this person the decisions let through, as one SQL condition
+        on (subject, organisation, category, sensitivity)."""
+        grouped = _visible_rows(self.decisions)
+        patients = sorted(self.patient_ids)
+
+        def condition(table: Table) -> ColumnElement[bool]:
+            c = table.c
+            if not grouped or not patients:
+                return false()
+            owners = [
+                and_(c.org_code == owner, or_(*(
+                    and_(c.category.in_(sorted(cats)), c.sensitivity.in_(sorted(levels)))
+                    for levels, cats in sorted(by.items(), key=lambda kv: sorted(kv[0]))
+                )))
+                for owner, by in sorted(grouped.items())
+            ]
+            return and_(c.subject_id.in_(patients), or_(*owners))
+
+        return condition
+
+    def decisions_for(self, stored: StoredResource) -> Decision:
+        return self.decisions.decision(
+            stored.org_code, DataCategory(stored.category), Sensitivity(stored.sensitivity)
+        )
+
+    def minimise(self, stored: StoredResource) -> dict[str, Any] | None:
+        owner = stored.org_code
+        return apply_decisions(
+            stored.resource, lambda c, s: self.decisions.decision(owner, c, s)
+        )
+
+
+def union_filter(accesses: Sequence[PersonAccess]) -> Filter:
+    """Rows any of these persons' decisions let through (a search across persons)."""
+    filters = [a.where() for a in accesses]
+
+    def condition(table: Table) -> ColumnElement[bool]:
+        if not filters:
+            return false()
+        return or_(*(f(table) for f in filters))
+
+    return condition
+
+
+def requester_identity(token: AccessToken) -> tuple[str, ProfessionalRole]:
+    """Record reads act for a practitioner in a role; a token without one reads nothing.
+    Refused the same way whatever is asked, so it reveals nothing about the data."""
+    if not token.practitioner or not token.role:
+        raise Forbidden("reading care records needs a token for a practitioner with a role")
+    try:
+        return token.practitioner, ProfessionalRole(token.role)
+    except ValueError:
+        raise Forbidden("the token's role is not a professional role") from None
+
+
+class AccessService:
+    def __init__(
+        self,
+        agreements_dir: Path,
+        registry: Registry,
+        records: RecordStore,
+        people: PersonIndex,
+        *,
+        today: Callable[[], date] = date.today,
+        recent_days: int = RECENT_DAYS,
+    ) -> None:
+        self.agreements_dir = agreements_dir
+        self._registry = registry
+        self._records = records
+        self._people = people
+        self._today = today
+        self.recent_days = recent_days
+        self._lock = threading.Lock()
+        self._compiled: DecisionPoint | None = None
+
+    # -- the compiled agreements ---------------------------------------------------
+    def point(self) -> DecisionPoint:
+        """The decision point for today, compiled on first use each day."""
+        today = self._today()
+        compiled = self._compiled
+        if compiled is not None and compiled.today == today:
+            return compiled
+        with self._lock:
+            if self._compiled is None or self._compiled.today != today:
+                self._compiled = self._compile(today)
+            return self._compiled
+
+    def reload(self) -> None:
+        """Drop the compiled agreements (after a change); the next request recompiles."""
+        with self._lock:
+            self._compiled = None
+
+    def _compile(self, today: date) -> DecisionPoint:
+        organisations = {o["code"]: OrgKind(o["kind"]) for o in self._registry.list_orgs()}
+        paths = sorted(self.agreements_dir.glob("*.yaml")) if self.agreements_dir.is_dir() else []
+        try:
+            agreements = load_agreement_files(paths, known_orgs=organisations, today=today)
+        except UserError as exc:  # a bad file is the operator's problem, not the caller's
+            raise Unavailable(
+                "the data sharing agreements cannot be loaded; the operator can run "
+                "`joinedup agreements check` to see why"
+            ) from exc
+        return DecisionPoint(agreements, organisations, today)
+
+    # -- one person ----------------------------------------------------------------
+    def for_patient(
+        self, token: AccessToken, patient_id: str, action: Action = Action.READ
+    ) -> PersonAccess | None:
+        """The requester's access to the person behind ``Patient/<patient_id>``,
+        or None if the person index does not know that record."""
+        try:
+            person_id = self._people.person_of(f"Patient/{patient_id}")
+            view = self._people.person(person_id)
+        except NotFound:
+            return None
+        patients = tuple(sorted(
+            ref.split("/", 1)[1] for refs in view.records.values() for ref in refs
+            if ref.startswith("Patient/")
+        ))
+        return self._access(token, view.person_id, patients, action)
+
+    def for_patients(
+        self, token: AccessToken, patient_ids: Iterable[str], action: Action = Action.SEARCH
+    ) -> list[PersonAccess]:
+        """One PersonAccess per distinct person behind these Patient ids."""
+        seen: dict[str, PersonAccess] = {}
+        for pid in patient_ids:
+            if any(pid in a.patient_ids for a in seen.values()):
+                continue
+            found = self.for_patient(token, pid, action)
+            if found is not None:
+                seen.setdefault(found.person_id, found)
+        return list(seen.values())
+
+    def _access(
+        self, token: AccessToken, person_id: str, patients: tuple[str, ...], action: Action
+    ) -> PersonAccess:
+        practitioner, role = requester_identity(token)
+        point = self.point()
+        requester = requester_for(
+            org=token.org, practitioner=practitioner, role=role, purpose=token.purpose,
+            person=person_id, reason=token.reason, action=action,
+        )
+        evidence = self._records.by_subject(patients, types=EVIDENCE_TYPES)
+        relationships = relationships_from(
+            (s.resource for s in evidence),
+            Who(token.org, practitioner, token.team),
+            point.today,
+            recent_days=self.recent_days,
+        )
+        decisions = point.decide_for_person(requester, consents_for(person_id), relationships)
+        return PersonAccess(person_id, patients, decisions)
+
+
+NOTHING_SERVED = "nothing-served"
+"""Reason on a denial event: nothing asked for exists or is permitted (the two are
+not told apart here, as they are not to the caller)."""
+
+_LEVELS = (AuditLevel.STANDARD, AuditLevel.ELEVATED, AuditLevel.BREAK_GLASS)
+
+
+@dataclass
+class Served:
+    """What one request served, for its audit events. Ids and codes only."""
+
+    token: AccessToken
+    action: AuditAction
+    request_id: str | None
+    asked: str
+    """What was asked for: ``Patient/<id>``, ``Patient/<id>/$everything``, ``Observation?``."""
+    persons: set[str] = field(default_factory=set)
+    resources: list[str] = field(default_factory=list)
+    decisions: dict[tuple[str, str, str], Decision] = field(default_factory=dict)
+    redacted: int = 0
+    considered: set[str] = field(default_factory=set)
+    """Persons whose records were decided on (served or not)."""
+
+    def add(self, access: PersonAccess, stored: StoredResource, result: dict[str, Any]) -> None:
+        self.persons.add(access.person_id)
+        self.resources.append(stored.reference)
+        decision = access.decisions_for(stored)
+        self.decisions[(stored.org_code, stored.category, stored.sensitivity)] = decision
+        if not decision.permitted:
+            self.redacted += 1
+
+    def events(self) -> list[AuditEvent]:
+        """The read (or the denial) and, under break-glass, the break-glass event."""
+        token = self.token
+        actor = Actor(token.org, token.client_id, token.practitioner, token.role)
+        glass = token.purpose is Purpose.EMERGENCY
+        reason = token.reason if glass else None
+        decisions = list(self.decisions.values())
+        reasons: list[str] = []
+        for d in decisions:
+            reasons += [r.value for r in d.reasons if r.value not in reasons]
+        agreements = sorted({f"{d.agreement.id}@{d.agreement.version}"
+                             for d in decisions if d.agreement is not None})
+        alerts = sorted({(d.obligations.alert.kind.value, d.obligations.alert.to_org)
+                         for d in decisions if d.permitted and d.obligations.alert is not None})
+        level = max((d.obligations.audit_level for d in decisions),
+                    key=_LEVELS.index, default=AuditLevel.STANDARD)
+        obligations = {"audit_level": level.value,
+                       "alerts": [{"kind": k, "to_org": o} for k, o in alerts]}
+        detail = {"asked": self.asked, "agreements": agreements, "redacted": self.redacted,
+                  "served": len(self.resources)}
+        common: dict[str, Any] = {
+            "actor": actor, "purpose": token.purpose, "request_id": self.request_id,
+            "break_glass": glass, "break_glass_reason": reason,
+        }
+        served = bool(self.resources)
+        if served:
+            main = AuditEvent(
+                action=self.action, outcome=Outcome.SUCCESS, persons=tuple(self.persons),
+                resources=tuple(self.resources), reasons=tuple(reasons),
+                obligations=obligations, detail=detail, **common,
+            )
+        else:
+            main = AuditEvent(
+                action=AuditAction.ACCESS_DECISION, outcome=Outcome.DENY,
+                persons=tuple(self.considered), reasons=(NOTHING_SERVED,),
+                detail=detail, **common,
+            )
+        events = [main]
+        if glass:
+            events.append(AuditEvent(
+                action=AuditAction.BREAK_GLASS,
+                outcome=Outcome.PERMIT if served else Outcome.DENY,
+                persons=tuple(self.persons | self.considered), reasons=tuple(reasons),
+                obligations=obligations, detail=detail, **common,
+            ))
+        return events

@@ -1,0 +1,232 @@
+"""The shared care record over FHIR R4: read, ``Patient/$everything`` and search.
+
+Every answer comes from the caller's access decisions about the person the
+data is about (``joinedup.access.service``), applied **in the SQL query**, so
+what the caller may not see is indistinguishable from what does not exist:
+the same 404 body, the same empty searchset, the same totals. What comes back
+is minimised (withheld fields masked, over-sensitive records as REDACTED
+stubs). Every request is audited before it is answered; if the audit log
+cannot take the event the request fails with 503 and nothing is served.
+
+* ``GET /fhir/{type}/{id}``: read the current version.
+* ``GET /fhir/Patient/{id}/$everything``: the person's joined-up record, every
+  linked Patient record's resources across organisations, as a searchset.
+* ``GET /fhir/Patient?identifier=|name=|family=|given=|birthdate=|...``
+* ``GET /fhir/{type}?patient=<id>&...`` (``subject`` too) for the other types;
+  they need exactly one patient.
+* ``_count`` (default 50, at most 1000) and ``_offset`` paging with ``next``
+  and ``previous`` links; ``total`` is always the number the caller may see.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from joinedup.access.decisions import Action
+from joinedup.access.service import (
+    AccessService,
+    PersonAccess,
+    Served,
+    requester_identity,
+    union_filter,
+)
+from joinedup.api.deps import Token, require, services
+from joinedup.audit.events import AuditAction
+from joinedup.auth.permissions import Permission
+from joinedup.auth.tokens import AccessToken
+from joinedup.errors import NotFound, Problem, UserError
+from joinedup.records.params import SEARCH_PARAMS, Kind
+from joinedup.records.query import Query, ReferenceValue, parse_query
+from joinedup.records.search import Filter
+from joinedup.records.store import RecordStore, StoredResource
+from joinedup.services import Services
+
+
+def _practitioner(token: Token) -> None:
+    """Checked before anything is looked up, so the refusal says nothing about the data."""
+    requester_identity(token)
+
+
+router = APIRouter(
+    tags=["fhir: records"],
+    dependencies=[Depends(require(Permission.RECORDS_READ)), Depends(_practitioner)],
+)
+
+FHIR_JSON = "application/fhir+json"
+MAX_CANDIDATES = 200
+"""A Patient search decides for at most this many matching Patient records
+(the first by id); a search matching more should be narrowed."""
+_IGNORED = frozenset({"_format", "_pretty", "_summary", "_total"})
+Svc = Annotated[Services, Depends(services)]
+
+
+def _fhir(body: dict[str, Any]) -> JSONResponse:
+    return JSONResponse(body, media_type=FHIR_JSON)
+
+
+def _not_found(resource_type: str, resource_id: str) -> NotFound:
+    """The one answer for absent and not permitted alike."""
+    return NotFound(f"{resource_type}/{resource_id} is not known")
+
+
+def _known_type(resource_type: str) -> None:
+    if resource_type not in SEARCH_PARAMS:
+        raise NotFound(f"this server holds no {resource_type} resources")
+
+
+def _audited(svc: Services, served: Served) -> None:
+    """Write the request's events; ``Unavailable`` (503) if the log cannot take them."""
+    svc.audit.append(served.events())
+
+
+def _served(token: AccessToken, request: Request, action: AuditAction, asked: str) -> Served:
+    return Served(token, action, getattr(request.state, "request_id", None), asked)
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + "/fhir"
+
+
+def _entry(base: str, stored: StoredResource, resource: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "fullUrl": f"{base}/{stored.resource_type}/{stored.id}",
+        "resource": resource,
+        "search": {"mode": "match"},
+    }
+
+
+def _bundle(
+    request: Request, total: int, entries: list[dict[str, Any]], query: Query | None
+) -> dict[str, Any]:
+    links = [{"relation": "self", "url": str(request.url)}]
+    if query is not None:
+        params = [(k, v) for k, v in request.query_params.multi_items() if k != "_offset"]
+        url = str(request.url.remove_query_params("_offset"))
+        if query.offset + query.count < total and query.count:
+            nxt = urlencode([*params, ("_offset", str(query.offset + query.count))])
+            links.append({"relation": "next", "url": f"{url.split('?')[0]}?{nxt}"})
+        if query.offset > 0:
+            prev = urlencode([*params, ("_offset", str(max(0, query.offset - query.count)))])
+            links.append({"relation": "previous", "url": f"{url.split('?')[0]}?{prev}"})
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": total,
+        "link": links,
+        "entry": entries,
+    }
+
+
+@router.get("/Patient/{id}/$everything", summary="The person's joined-up record")
+def everything(id: str, request: Request, token: Token, svc: Svc) -> JSONResponse:
+    access = svc.access.for_patient(token, id, Action.READ)
+    served = _served(token, request, AuditAction.RECORD_READ, f"Patient/{id}/$everything")
+    entries: list[dict[str, Any]] = []
+    if access is not None:
+        served.considered.add(access.person_id)
+        base = _base(request)
+        found = svc.records.by_subject(access.patient_ids, where=access.where())
+        for stored in found:
+            result = access.minimise(stored)
+            if result is not None:
+                served.add(access, stored, result)
+                entries.append(_entry(base, stored, result))
+    _audited(svc, served)
+    if not entries:  # nothing to see: the same answer as an unknown id
+        raise _not_found("Patient", id)
+    return _fhir(_bundle(request, len(entries), entries, None))
+
+
+@router.get("/{type}/{id}", summary="Read a resource")
+def read(type: str, id: str, request: Request, token: Token, svc: Svc) -> JSONResponse:
+    _known_type(type)
+    served = _served(token, request, AuditAction.RECORD_READ, f"{type}/{id}")
+    result = _read(svc, token, type, id, served)
+    _audited(svc, served)
+    if result is None:
+        raise _not_found(type, id)
+    return _fhir(result)
+
+
+def _read(
+    svc: Services, token: AccessToken, type: str, id: str, served: Served
+) -> dict[str, Any] | None:
+    if type == "Patient":
+        subject: str | None = id
+    else:  # whose record is it? (an internal look, never shown)
+        found = svc.records.read(type, id)
+        subject = found.subject_id if found is not None else None
+    if subject is None:
+        return None
+    access = svc.access.for_patient(token, subject, Action.READ)
+    if access is None:
+        return None
+    served.considered.add(access.person_id)
+    stored = svc.records.read(type, id, where=access.where())
+    if stored is None:
+        return None
+    result = access.minimise(stored)
+    if result is not None:
+        served.add(access, stored, result)
+    return result
+
+
+def _search_params(request: Request) -> list[tuple[str, str]]:
+    return [(k, v) for k, v in request.query_params.multi_items() if k not in _IGNORED]
+
+
+def _patient_of(query: Query) -> str:
+    """The one Patient a non-Patient search is about."""
+    subjects = [c for c in query.criteria if query.param(c.param).kind is Kind.SUBJECT]
+    values = [v for c in subjects for v in c.values]
+    if len(values) != 1 or not isinstance(values[0], ReferenceValue):
+        raise UserError(  # 400, as FHIR expects of a search it cannot run
+            f"a {query.resource_type} search needs exactly one patient",
+            [Problem("give exactly one patient=<Patient id>", "patient")],
+        )
+    return values[0].id
+
+
+def _candidates(store: RecordStore, query: Query) -> list[str]:
+    """Patient ids the criteria match, before access: only to know whose decisions
+    to make. Never counted or shown."""
+    probe = Query(
+        query.resource_type,
+        query.criteria,
+        query.ids,
+        query.last_updated,
+        query.active_only,
+        count=MAX_CANDIDATES,
+    )
+    return [s.id for s in store.search(probe, total=False).items]
+
+
+@router.get("/{type}", summary="Search")
+def search(type: str, request: Request, token: Token, svc: Svc) -> JSONResponse:
+    _known_type(type)
+    query = parse_query(type, _search_params(request))
+    served = _served(token, request, AuditAction.RECORD_SEARCH, f"{type}?")
+    access_svc: AccessService = svc.access
+    if type == "Patient":
+        accesses = access_svc.for_patients(token, _candidates(svc.records, query))
+    else:
+        found = access_svc.for_patient(token, _patient_of(query), Action.SEARCH)
+        accesses = [found] if found is not None else []
+    served.considered.update(a.person_id for a in accesses)
+    where: Filter = union_filter(accesses)
+    page = svc.records.search(query, where=where)
+    by_subject = {pid: a for a in accesses for pid in a.patient_ids}
+    base = _base(request)
+    entries = []
+    for stored in page.items:
+        access: PersonAccess | None = by_subject.get(stored.subject_id or "")
+        result = access.minimise(stored) if access is not None else None
+        if access is not None and result is not None:
+            served.add(access, stored, result)
+            entries.append(_entry(base, stored, result))
+    _audited(svc, served)
+    return _fhir(_bundle(request, page.total or 0, entries, query))

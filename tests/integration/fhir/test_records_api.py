@@ -1,0 +1,327 @@
+"""The partner FHIR API over the demo care system, on both databases: the joined-up
+record for a practitioner in an agreement; for a practitioner outside every
+agreement, exactly the answers an unknown person gets; minimisation; audit."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.patient import Patient
+
+from joinedup.access.purposes import Purpose
+from joinedup.api.app import create_app
+from joinedup.audit.config import keys_dir
+from joinedup.audit.events import AuditAction
+from joinedup.audit.keys import AuditKeyStore
+from joinedup.audit.queries import EventQuery
+from joinedup.auth.permissions import Permission
+from joinedup.config import Settings
+from joinedup.demo import generate_to
+from joinedup.demo.agreements import agreement_files
+from joinedup.demo.area import build_area
+from joinedup.demo.commands import ingest_exports
+from joinedup.demo.load import load_area
+from joinedup.nhs_number import NHS_NUMBER_SYSTEM
+from joinedup.services import Services, build
+from joinedup.storage.engine import Database
+from tests.conftest import _empty_all_tables
+from tests.support import audit_store_refuses_writes
+
+SEED, PEOPLE = 7, 40
+MISSING = "00000000-0000-5000-8000-000000000000"
+"""A Patient id no record has (the same length as the demo's)."""
+
+MINIMISED = """\
+id: fhir-test-minimised
+version: 1
+title: Test only - a narrow demographic slice for adult social care
+status: active
+parties: [J81001, WCCASC]
+purposes: [care-coordination]
+lawful_basis:
+  article_6: public-task
+  common_law: implied-consent
+shares:
+  J81001:
+    max_sensitivity: N
+    categories:
+      - category: demographics
+        roles: [social-worker]
+        withhold_fields: [Patient.telecom]
+conditions:
+  relationship_required: false
+start: 2026-04-01
+end: 2028-03-31
+review: 2027-03-31
+dpia: DPIA-TEST
+ig_contact: ig@example.org
+"""
+
+
+@dataclass
+class Demo:
+    svc: Services
+    client: TestClient
+    person: str
+    patients: dict[str, list[str]]
+    """org -> Patient ids of the chosen person."""
+    insider: dict[str, str]
+    outsider: dict[str, str]
+
+
+def _headers(svc: Services, org: str, practitioner: str, role: str,
+             purpose: Purpose = Purpose.DIRECT_CARE, team: str | None = None,
+             reason: str | None = None) -> dict[str, str]:
+    issued = svc.issuer.issue(
+        org=org, client_id=f"{org.lower()}-app", purpose=purpose,
+        scopes=frozenset({Permission.RECORDS_READ}), practitioner=practitioner, role=role,
+        team=team, reason=reason,
+    )
+    return {"Authorization": f"Bearer {issued.access_token}"}
+
+
+def _pick(svc: Services) -> tuple[str, dict[str, list[str]], str, str]:
+    """A person with Patient records at RWC and another health organisation, and an
+    open RWC episode: an RWC clinician then has a relationship and an agreement."""
+    clinicians = [p for p in build_area(SEED).practitioners()
+                  if p.org_code == "RWC" and p.role.value in ("clinician", "nurse")]
+    for stored in svc.records.iter_current("EpisodeOfCare"):
+        if stored.org_code != "RWC" or stored.resource.get("status") != "active":
+            continue
+        person = svc.people.person_of(f"Patient/{stored.subject_id}")
+        records = svc.people.person(person).records
+        if len(records) > 1 and not {"JHUB"} & set(records):
+            patients = {org: [r.split("/", 1)[1] for r in refs] for org, refs in records.items()}
+            return person, patients, clinicians[0].id, clinicians[0].team_code
+    raise AssertionError("the demo has no person with an RWC episode and other records")
+
+
+@pytest.fixture(scope="module")
+def demo(migrated_db: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    data = tmp_path_factory.mktemp("fhir-demo")
+    settings = Settings(data_dir=data, issuer="http://testserver",
+                        database_url=migrated_db.engine.url.render_as_string(hide_password=False))
+    svc = build(settings, db=migrated_db)
+    svc.keys.ensure()
+    AuditKeyStore(keys_dir(settings)).init()
+    agreements = settings.effective_agreements_dir
+    agreements.mkdir()
+    for path in agreement_files():
+        shutil.copy(path, agreements / path.name)
+    (agreements / "fhir-test-minimised.yaml").write_text(MINIMISED)
+    load_area(svc, build_area(SEED), data / "clients")
+    generate_to(data / "exports", seed=SEED, people=PEOPLE)
+    ingest_exports(svc, data / "exports")
+    person, patients, practitioner, team = _pick(svc)
+    with TestClient(create_app(svc)) as client:
+        yield Demo(
+            svc, client, person, patients,
+            insider=_headers(svc, "RWC", practitioner, "clinician", team=team),
+            outsider=_headers(svc, "JHUB", "JHUB-P001", "clinician"),
+        )
+    svc.audit.close()
+    _empty_all_tables(migrated_db)
+
+
+def _other_org_patient(demo: Demo) -> tuple[str, str]:
+    org = next(o for o in sorted(demo.patients) if o != "RWC")
+    return org, demo.patients[org][0]
+
+
+def _same(a: Any, b: Any, real: str, fake: str) -> None:
+    assert a.status_code == b.status_code
+    assert a.text.replace(real, fake) == b.text
+
+
+# -- the joined-up record -----------------------------------------------------------
+
+@pytest.mark.slow
+def test_a_practitioner_in_an_agreement_sees_the_joined_up_record(demo: Demo) -> None:
+    org, patient = _other_org_patient(demo)
+    r = demo.client.get(f"/fhir/Patient/{patient}/$everything", headers=demo.insider)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("application/fhir+json")
+    bundle = r.json()
+    Bundle.model_validate(bundle)  # valid FHIR R4
+    owners = {e["resource"]["meta"]["source"].split(":")[3].split("/")[0]
+              for e in bundle["entry"]}
+    assert {"RWC", org} <= owners  # records from more than one organisation
+    assert bundle["total"] == len(bundle["entry"])
+
+    read = demo.client.get(f"/fhir/Patient/{patient}", headers=demo.insider)
+    assert read.status_code == 200
+    Patient.model_validate(read.json())
+    assert read.json()["id"] == patient
+
+
+@pytest.mark.slow
+def test_search_finds_the_person_by_nhs_number_and_their_records_by_patient(demo: Demo) -> None:
+    _org, patient = _other_org_patient(demo)
+    resource = demo.client.get(f"/fhir/Patient/{patient}", headers=demo.insider).json()
+    nhs = next(i["value"] for i in resource["identifier"] if i["system"] == NHS_NUMBER_SYSTEM)
+    r = demo.client.get("/fhir/Patient", params={"identifier": f"{NHS_NUMBER_SYSTEM}|{nhs}"},
+                        headers=demo.insider)
+    assert r.status_code == 200
+    found = {e["resource"]["id"] for e in r.json()["entry"]}
+    assert patient in found
+    assert r.json()["total"] == len(found)
+
+    everything = demo.client.get(f"/fhir/Patient/{patient}/$everything",
+                                 headers=demo.insider).json()
+    types = {e["resource"]["resourceType"] for e in everything["entry"]
+             if e["resource"].get("subject", e["resource"].get("patient", {})).get("reference")
+             == f"Patient/{patient}"}
+    for rtype in sorted(types):
+        page = demo.client.get(f"/fhir/{rtype}", params={"patient": patient, "_count": 1},
+                               headers=demo.insider).json()
+        assert page["total"] >= 1, rtype
+        assert len(page["entry"]) == 1, rtype
+        if page["total"] > 1:
+            assert any(link["relation"] == "next" for link in page["link"])
+
+
+# -- outside every agreement: exactly what an unknown person gets --------------------
+
+def _requests(demo: Demo, patient: str, resource: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
+    name = resource["name"][0]
+    nhs = next((i["value"] for i in resource.get("identifier", [])
+                if i["system"] == NHS_NUMBER_SYSTEM), None)
+    out = [
+        (f"/fhir/Patient/{patient}", {}),
+        (f"/fhir/Patient/{patient}/$everything", {}),
+        ("/fhir/Patient", {"family": name["family"]}),
+        ("/fhir/Patient", {"name": name["family"], "birthdate": resource["birthDate"]}),
+        ("/fhir/Patient", {"_id": patient}),
+    ]
+    if nhs:
+        out.append(("/fhir/Patient", {"identifier": f"{NHS_NUMBER_SYSTEM}|{nhs}"}))
+    for rtype in ("Encounter", "Condition", "Observation", "EpisodeOfCare", "CareTeam"):
+        out.append((f"/fhir/{rtype}", {"patient": patient}))
+        out.append((f"/fhir/{rtype}", {"subject": f"Patient/{patient}", "_count": "5"}))
+    return out
+
+
+@pytest.mark.slow
+def test_outside_every_agreement_is_the_same_as_a_person_who_does_not_exist(
+    demo: Demo,
+) -> None:
+    _org, patient = _other_org_patient(demo)
+    resource = demo.client.get(f"/fhir/Patient/{patient}", headers=demo.insider).json()
+    everything = demo.client.get(f"/fhir/Patient/{patient}/$everything",
+                                 headers=demo.insider).json()
+    fakes = {patient: MISSING, resource["name"][0]["family"]: "Qqqzzx",
+             resource["birthDate"]: "1800-01-01"}
+    for i in resource.get("identifier", []):
+        if i["system"] == NHS_NUMBER_SYSTEM:
+            fakes[i["value"]] = "9999999999"
+    checked = 0
+    for path, params in _requests(demo, patient, resource):
+        def fake(text: str) -> str:
+            for real, stand_in in fakes.items():
+                text = text.replace(real, stand_in)
+            return text
+        real = demo.client.get(path, params=params, headers=demo.outsider)
+        unknown = demo.client.get(fake(path), params={k: fake(v) for k, v in params.items()},
+                                  headers=demo.insider)
+        assert real.status_code == unknown.status_code, (path, params)
+        assert fake(real.text) == unknown.text, (path, params)
+        checked += 1
+    # and every other resource of the person, read by id
+    for entry in everything["entry"]:
+        rtype, rid = entry["resource"]["resourceType"], entry["resource"]["id"]
+        real = demo.client.get(f"/fhir/{rtype}/{rid}", headers=demo.outsider)
+        unknown = demo.client.get(f"/fhir/{rtype}/{MISSING}", headers=demo.insider)
+        assert real.status_code == unknown.status_code == 404
+        assert real.text.replace(rid, MISSING) == unknown.text
+        checked += 1
+    assert checked > 15
+
+
+# -- minimisation, audit, failing closed --------------------------------------------
+
+@pytest.mark.slow
+def test_withheld_fields_are_masked_and_marked_redacted(demo: Demo) -> None:
+    social_worker = next(p for p in build_area(SEED).practitioners()
+                         if p.org_code == "WCCASC" and p.role.value == "social-worker")
+    headers = _headers(demo.svc, "WCCASC", social_worker.id, "social-worker",
+                       purpose=Purpose.CARE_COORDINATION)
+    with_telecom = [s for s in demo.svc.records.iter_current("Patient")
+                    if s.org_code == "J81001" and s.sensitivity == "N"
+                    and s.resource.get("telecom")]
+    assert with_telecom
+    r = demo.client.get(f"/fhir/Patient/{with_telecom[0].id}", headers=headers)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["telecom"] != with_telecom[0].resource["telecom"]
+    assert body["telecom"][0]["extension"][0]["valueCode"] == "masked"
+    assert {"code": "REDACTED"}.items() <= body["meta"]["security"][-1].items()
+    assert body["name"] == with_telecom[0].resource["name"]  # the rest is as stored
+    Patient.model_validate(body)
+
+
+@pytest.mark.slow
+def test_every_read_is_audited_and_break_glass_alerts(demo: Demo) -> None:
+    org, patient = _other_org_patient(demo)
+    log = demo.svc.audit
+    before = log.count(EventQuery())
+    demo.client.get(f"/fhir/Patient/{patient}/$everything", headers=demo.insider)
+    demo.client.get(f"/fhir/Patient/{patient}", headers=demo.outsider)
+    events = [e.event for e in log.search(EventQuery(limit=10))][:2]
+    assert log.count(EventQuery()) == before + 2
+    denial, read = events  # newest first
+    assert read.action is AuditAction.RECORD_READ
+    assert read.persons == (demo.person,)
+    assert any(ref.startswith(f"Patient/{patient}") for ref in read.resources)
+    assert "agreement" in read.reasons
+    assert denial.action is AuditAction.ACCESS_DECISION
+    assert denial.outcome.value == "deny"
+    assert denial.actor.org == "JHUB"
+
+    clinician = next(p for p in build_area(SEED).practitioners()
+                     if p.org_code == "RWX" and p.role.value == "clinician")
+    glass = _headers(demo.svc, "RWX", clinician.id, "clinician", purpose=Purpose.EMERGENCY,
+                     reason="unconscious in ED, no history available")
+    r = demo.client.get(f"/fhir/Patient/{patient}/$everything", headers=glass)
+    assert r.status_code == 200
+    latest = [e.event for e in log.search(EventQuery(limit=2))]
+    kinds = {e.action for e in latest}
+    assert kinds == {AuditAction.BREAK_GLASS, AuditAction.RECORD_READ}
+    bg = next(e for e in latest if e.action is AuditAction.BREAK_GLASS)
+    assert bg.break_glass
+    assert bg.break_glass_reason
+    assert {a["to_org"] for a in bg.obligations["alerts"]} >= {org}
+    assert log.verify().ok
+
+
+@pytest.mark.slow
+def test_no_read_is_served_when_the_audit_log_cannot_be_written(demo: Demo) -> None:
+    _org, patient = _other_org_patient(demo)
+    with audit_store_refuses_writes(demo.svc.db):
+        for path in (f"/fhir/Patient/{patient}", f"/fhir/Patient/{patient}/$everything",
+                     f"/fhir/Condition?patient={patient}"):
+            r = demo.client.get(path, headers=demo.insider)
+            assert r.status_code == 503, path
+            assert r.json()["resourceType"] == "OperationOutcome"
+            assert patient not in r.text
+    assert demo.client.get(f"/fhir/Patient/{patient}", headers=demo.insider).status_code == 200
+
+
+def test_record_routes_need_records_read_and_a_practitioner(demo: Demo) -> None:
+    issued = demo.svc.issuer.issue(org="RWC", client_id="rwc-app", purpose=Purpose.DIRECT_CARE,
+                                   scopes=frozenset({Permission.RECORDS_READ}))
+    r = demo.client.get(f"/fhir/Patient/{MISSING}",
+                        headers={"Authorization": f"Bearer {issued.access_token}"})
+    assert r.status_code == 403
+    r = demo.client.get("/fhir/Observation", headers=demo.insider)
+    assert r.status_code == 400
+    assert "patient" in r.text
+    r = demo.client.get("/fhir/Spaceship/1", headers=demo.insider)
+    assert r.status_code == 404
+
+

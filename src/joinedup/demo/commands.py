@@ -14,6 +14,7 @@ from joserfc import jwt
 from rich.console import Console
 
 from joinedup.auth.grants import ASSERTION_TYPE, TokenRequest
+from joinedup.auth.permissions import Permission
 from joinedup.config import Settings, load_settings
 from joinedup.demo import DEFAULT_SEED
 from joinedup.demo.area import build_area
@@ -106,7 +107,8 @@ def up(
     exports = settings.data_dir / "demo-exports"
     _ensure_exports(exports, seed, people)
     ingest_exports(svc, exports)
-    _link_with_trained_model(settings)
+    if _link_with_trained_model(settings):
+        scripted_activity(settings, seed)
     base = f"http://{settings.host}:{settings.port}"
     out.rule("joinedup demo")
     out.print(_guide(svc, base))
@@ -174,14 +176,16 @@ def ingest_exports(svc: Services, folder: Path) -> None:
     )
 
 
-def _link_with_trained_model(settings: Settings) -> None:
-    """First load: train the estate's model on what was ingested, then re-link with it."""
+def _link_with_trained_model(settings: Settings) -> bool:
+    """First load: train the estate's model on what was ingested, then re-link with it.
+
+    Returns whether it ran (it does nothing once a model exists)."""
     from joinedup.people.estate import rebuild, save_model, train_model
     from joinedup.people.matcher import matcher_from_file
 
     path = settings.effective_matching_model
     if path.exists():
-        return
+        return False
     svc = build(settings)
     try:
         out.print("training the matching model on the demo's records (first run only)...")
@@ -193,6 +197,82 @@ def _link_with_trained_model(settings: Settings) -> None:
         f"person index: {report.records} records -> {report.persons_after} persons, "
         f"{report.multi_record_persons} with records from more than one source, "
         f"{report.open_reviews} pairs awaiting review"
+    )
+    return True
+
+
+def scripted_activity(settings: Settings, seed: int) -> None:
+    """A morning in Wessex: reads of one person's joined-up record, one of them break-glass,
+    through the real FHIR API in-process, so the audit log and access report have content."""
+    from fastapi.testclient import TestClient
+    from sqlalchemy import func, select
+
+    from joinedup.access.purposes import Purpose
+    from joinedup.api.app import create_app
+    from joinedup.people.models import PersonRecord
+
+    area = build_area(seed)
+    svc = build(settings)
+    try:
+        with svc.db.session() as s:
+            orgs = func.count(func.distinct(PersonRecord.org_code))
+            person = s.scalars(
+                select(PersonRecord.person_id)
+                .group_by(PersonRecord.person_id)
+                .having(orgs >= 3)
+                .order_by(orgs.desc(), PersonRecord.person_id)
+                .limit(1)
+            ).first()
+            if person is None:
+                return
+            records = s.execute(
+                select(PersonRecord.org_code, PersonRecord.record_id).where(
+                    PersonRecord.person_id == person
+                )
+            ).all()
+        by_org = {org: rid.removeprefix("Patient/") for org, rid in records}
+        org = "RWX" if "RWX" in by_org else sorted(by_org)[0]
+        patient = by_org[org]
+
+        def staff(code: str, role: str) -> str | None:
+            return next((p.id for p in area.org(code).practitioners if p.role == role), None)
+
+        visits = [
+            (org, staff(org, "clinician") or staff(org, "nurse"), Purpose.DIRECT_CARE, None),
+            ("WCCASC", staff("WCCASC", "social-worker"), Purpose.CARE_COORDINATION, None),
+            (
+                "RWX",
+                staff("RWX", "clinician"),
+                Purpose.EMERGENCY,
+                "Collapsed in ED, unable to give a history",
+            ),
+        ]
+        with TestClient(create_app(svc)) as client:
+            for code, practitioner, purpose, reason in visits:
+                if practitioner is None:
+                    continue
+                token = svc.issuer.issue(
+                    org=code,
+                    client_id=area.org(code).system.client_id,
+                    purpose=purpose,
+                    scopes=frozenset({Permission.RECORDS_READ}),
+                    practitioner=practitioner,
+                    role=next(
+                        p.role for p in area.org(code).practitioners if p.id == practitioner
+                    ).value,
+                    reason=reason,
+                )
+                client.get(
+                    f"/fhir/Patient/{patient}/$everything",
+                    headers={"Authorization": f"Bearer {token.access_token}"},
+                )
+    finally:
+        svc.close()
+    out.print(
+        f"scripted activity: 3 reads of person {person}'s record (Patient/{patient}), "
+        "one break-glass.\n  See who looked: .venv/bin/joinedup audit access-report "
+        f"{person}\n  or GET /fhir/Patient/{patient}/$access-report with an IG lead's token "
+        "(joinedup token --org JHUB --purpose governance)"
     )
 
 

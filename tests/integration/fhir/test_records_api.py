@@ -75,13 +75,24 @@ class Demo:
     outsider: dict[str, str]
 
 
-def _headers(svc: Services, org: str, practitioner: str, role: str,
-             purpose: Purpose = Purpose.DIRECT_CARE, team: str | None = None,
-             reason: str | None = None) -> dict[str, str]:
+def _headers(
+    svc: Services,
+    org: str,
+    practitioner: str,
+    role: str,
+    purpose: Purpose = Purpose.DIRECT_CARE,
+    team: str | None = None,
+    reason: str | None = None,
+) -> dict[str, str]:
     issued = svc.issuer.issue(
-        org=org, client_id=f"{org.lower()}-app", purpose=purpose,
-        scopes=frozenset({Permission.RECORDS_READ}), practitioner=practitioner, role=role,
-        team=team, reason=reason,
+        org=org,
+        client_id=f"{org.lower()}-app",
+        purpose=purpose,
+        scopes=frozenset({Permission.RECORDS_READ}),
+        practitioner=practitioner,
+        role=role,
+        team=team,
+        reason=reason,
     )
     return {"Authorization": f"Bearer {issued.access_token}"}
 
@@ -89,8 +100,11 @@ def _headers(svc: Services, org: str, practitioner: str, role: str,
 def _pick(svc: Services) -> tuple[str, dict[str, list[str]], str, str]:
     """A person with Patient records at RWC and another health organisation, and an
     open RWC episode: an RWC clinician then has a relationship and an agreement."""
-    clinicians = [p for p in build_area(SEED).practitioners()
-                  if p.org_code == "RWC" and p.role.value in ("clinician", "nurse")]
+    clinicians = [
+        p
+        for p in build_area(SEED).practitioners()
+        if p.org_code == "RWC" and p.role.value in ("clinician", "nurse")
+    ]
     for stored in svc.records.iter_current("EpisodeOfCare"):
         if stored.org_code != "RWC" or stored.resource.get("status") != "active":
             continue
@@ -105,8 +119,11 @@ def _pick(svc: Services) -> tuple[str, dict[str, list[str]], str, str]:
 @pytest.fixture(scope="module")
 def demo(migrated_db: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     data = tmp_path_factory.mktemp("fhir-demo")
-    settings = Settings(data_dir=data, issuer="http://testserver",
-                        database_url=migrated_db.engine.url.render_as_string(hide_password=False))
+    settings = Settings(
+        data_dir=data,
+        issuer="http://testserver",
+        database_url=migrated_db.engine.url.render_as_string(hide_password=False),
+    )
     svc = build(settings, db=migrated_db)
     svc.keys.ensure()
     AuditKeyStore(keys_dir(settings)).init()
@@ -121,7 +138,10 @@ def demo(migrated_db: Database, tmp_path_factory: pytest.TempPathFactory) -> Ite
     person, patients, practitioner, team = _pick(svc)
     with TestClient(create_app(svc)) as client:
         yield Demo(
-            svc, client, person, patients,
+            svc,
+            client,
+            person,
+            patients,
             insider=_headers(svc, "RWC", practitioner, "clinician", team=team),
             outsider=_headers(svc, "JHUB", "JHUB-P001", "clinician"),
         )
@@ -141,6 +161,7 @@ def _same(a: Any, b: Any, real: str, fake: str) -> None:
 
 # -- the joined-up record -----------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_a_practitioner_in_an_agreement_sees_the_joined_up_record(demo: Demo) -> None:
     org, patient = _other_org_patient(demo)
@@ -149,8 +170,7 @@ def test_a_practitioner_in_an_agreement_sees_the_joined_up_record(demo: Demo) ->
     assert r.headers["content-type"].startswith("application/fhir+json")
     bundle = r.json()
     Bundle.model_validate(bundle)  # valid FHIR R4
-    owners = {e["resource"]["meta"]["source"].split(":")[3].split("/")[0]
-              for e in bundle["entry"]}
+    owners = {e["resource"]["meta"]["source"].split(":")[3].split("/")[0] for e in bundle["entry"]}
     assert {"RWC", org} <= owners  # records from more than one organisation
     assert bundle["total"] == len(bundle["entry"])
 
@@ -165,21 +185,27 @@ def test_search_finds_the_person_by_nhs_number_and_their_records_by_patient(demo
     _org, patient = _other_org_patient(demo)
     resource = demo.client.get(f"/fhir/Patient/{patient}", headers=demo.insider).json()
     nhs = next(i["value"] for i in resource["identifier"] if i["system"] == NHS_NUMBER_SYSTEM)
-    r = demo.client.get("/fhir/Patient", params={"identifier": f"{NHS_NUMBER_SYSTEM}|{nhs}"},
-                        headers=demo.insider)
+    r = demo.client.get(
+        "/fhir/Patient", params={"identifier": f"{NHS_NUMBER_SYSTEM}|{nhs}"}, headers=demo.insider
+    )
     assert r.status_code == 200
     found = {e["resource"]["id"] for e in r.json()["entry"]}
     assert patient in found
     assert r.json()["total"] == len(found)
 
-    everything = demo.client.get(f"/fhir/Patient/{patient}/$everything",
-                                 headers=demo.insider).json()
-    types = {e["resource"]["resourceType"] for e in everything["entry"]
-             if e["resource"].get("subject", e["resource"].get("patient", {})).get("reference")
-             == f"Patient/{patient}"}
+    everything = demo.client.get(
+        f"/fhir/Patient/{patient}/$everything", headers=demo.insider
+    ).json()
+    types = {
+        e["resource"]["resourceType"]
+        for e in everything["entry"]
+        if e["resource"].get("subject", e["resource"].get("patient", {})).get("reference")
+        == f"Patient/{patient}"
+    }
     for rtype in sorted(types):
-        page = demo.client.get(f"/fhir/{rtype}", params={"patient": patient, "_count": 1},
-                               headers=demo.insider).json()
+        page = demo.client.get(
+            f"/fhir/{rtype}", params={"patient": patient, "_count": 1}, headers=demo.insider
+        ).json()
         assert page["total"] >= 1, rtype
         assert len(page["entry"]) == 1, rtype
         if page["total"] > 1:
@@ -188,10 +214,15 @@ def test_search_finds_the_person_by_nhs_number_and_their_records_by_patient(demo
 
 # -- outside every agreement: exactly what an unknown person gets --------------------
 
-def _requests(demo: Demo, patient: str, resource: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
+
+def _requests(
+    demo: Demo, patient: str, resource: dict[str, Any]
+) -> list[tuple[str, dict[str, str]]]:
     name = resource["name"][0]
-    nhs = next((i["value"] for i in resource.get("identifier", [])
-                if i["system"] == NHS_NUMBER_SYSTEM), None)
+    nhs = next(
+        (i["value"] for i in resource.get("identifier", []) if i["system"] == NHS_NUMBER_SYSTEM),
+        None,
+    )
     out = [
         (f"/fhir/Patient/{patient}", {}),
         (f"/fhir/Patient/{patient}/$everything", {}),
@@ -213,22 +244,29 @@ def test_outside_every_agreement_is_the_same_as_a_person_who_does_not_exist(
 ) -> None:
     _org, patient = _other_org_patient(demo)
     resource = demo.client.get(f"/fhir/Patient/{patient}", headers=demo.insider).json()
-    everything = demo.client.get(f"/fhir/Patient/{patient}/$everything",
-                                 headers=demo.insider).json()
-    fakes = {patient: MISSING, resource["name"][0]["family"]: "Qqqzzx",
-             resource["birthDate"]: "1800-01-01"}
+    everything = demo.client.get(
+        f"/fhir/Patient/{patient}/$everything", headers=demo.insider
+    ).json()
+    fakes = {
+        patient: MISSING,
+        resource["name"][0]["family"]: "Qqqzzx",
+        resource["birthDate"]: "1800-01-01",
+    }
     for i in resource.get("identifier", []):
         if i["system"] == NHS_NUMBER_SYSTEM:
             fakes[i["value"]] = "9999999999"
     checked = 0
     for path, params in _requests(demo, patient, resource):
+
         def fake(text: str) -> str:
             for real, stand_in in fakes.items():
                 text = text.replace(real, stand_in)
             return text
+
         real = demo.client.get(path, params=params, headers=demo.outsider)
-        unknown = demo.client.get(fake(path), params={k: fake(v) for k, v in params.items()},
-                                  headers=demo.insider)
+        unknown = demo.client.get(
+            fake(path), params={k: fake(v) for k, v in params.items()}, headers=demo.insider
+        )
         assert real.status_code == unknown.status_code, (path, params)
         assert fake(real.text) == unknown.text, (path, params)
         checked += 1
@@ -245,15 +283,22 @@ def test_outside_every_agreement_is_the_same_as_a_person_who_does_not_exist(
 
 # -- minimisation, audit, failing closed --------------------------------------------
 
+
 @pytest.mark.slow
 def test_withheld_fields_are_masked_and_marked_redacted(demo: Demo) -> None:
-    social_worker = next(p for p in build_area(SEED).practitioners()
-                         if p.org_code == "WCCASC" and p.role.value == "social-worker")
-    headers = _headers(demo.svc, "WCCASC", social_worker.id, "social-worker",
-                       purpose=Purpose.CARE_COORDINATION)
-    with_telecom = [s for s in demo.svc.records.iter_current("Patient")
-                    if s.org_code == "J81001" and s.sensitivity == "N"
-                    and s.resource.get("telecom")]
+    social_worker = next(
+        p
+        for p in build_area(SEED).practitioners()
+        if p.org_code == "WCCASC" and p.role.value == "social-worker"
+    )
+    headers = _headers(
+        demo.svc, "WCCASC", social_worker.id, "social-worker", purpose=Purpose.CARE_COORDINATION
+    )
+    with_telecom = [
+        s
+        for s in demo.svc.records.iter_current("Patient")
+        if s.org_code == "J81001" and s.sensitivity == "N" and s.resource.get("telecom")
+    ]
     assert with_telecom
     r = demo.client.get(f"/fhir/Patient/{with_telecom[0].id}", headers=headers)
     assert r.status_code == 200, r.text
@@ -283,10 +328,19 @@ def test_every_read_is_audited_and_break_glass_alerts(demo: Demo) -> None:
     assert denial.outcome.value == "deny"
     assert denial.actor.org == "JHUB"
 
-    clinician = next(p for p in build_area(SEED).practitioners()
-                     if p.org_code == "RWX" and p.role.value == "clinician")
-    glass = _headers(demo.svc, "RWX", clinician.id, "clinician", purpose=Purpose.EMERGENCY,
-                     reason="unconscious in ED, no history available")
+    clinician = next(
+        p
+        for p in build_area(SEED).practitioners()
+        if p.org_code == "RWX" and p.role.value == "clinician"
+    )
+    glass = _headers(
+        demo.svc,
+        "RWX",
+        clinician.id,
+        "clinician",
+        purpose=Purpose.EMERGENCY,
+        reason="unconscious in ED, no history available",
+    )
     r = demo.client.get(f"/fhir/Patient/{patient}/$everything", headers=glass)
     assert r.status_code == 200
     latest = [e.event for e in log.search(EventQuery(limit=2))]
@@ -299,12 +353,54 @@ def test_every_read_is_audited_and_break_glass_alerts(demo: Demo) -> None:
     assert log.verify().ok
 
 
+def test_the_access_report_by_patient_id_shows_who_looked_and_the_break_glass(demo: Demo) -> None:
+    _, patient = _other_org_patient(demo)
+    clinician = next(
+        p
+        for p in build_area(SEED).practitioners()
+        if p.org_code == "RWX" and p.role.value == "clinician"
+    )
+    glass = _headers(
+        demo.svc,
+        "RWX",
+        clinician.id,
+        "clinician",
+        purpose=Purpose.EMERGENCY,
+        reason="collapsed in clinic",
+    )
+    assert demo.client.get(f"/fhir/Patient/{patient}/$everything", headers=glass).status_code == 200
+    ig = demo.svc.issuer.issue(
+        org="JHUB",
+        client_id="jhub-console",
+        purpose=Purpose.GOVERNANCE,
+        scopes=frozenset({Permission.AUDIT_READ}),
+        practitioner="JHUB-P001",
+        role="ig-lead",
+    )
+    r = demo.client.get(
+        f"/fhir/Patient/{patient}/$access-report",
+        headers={"Authorization": f"Bearer {ig.access_token}"},
+    )
+    assert r.status_code == 200, r.text
+    text = r.text
+    assert "collapsed in clinic" in text
+    assert "RWX" in text
+    assert clinician.id not in text, "staff names are withheld by default"
+    # A records:read token without audit:read gets the same 404 as for an unknown patient.
+    denied = demo.client.get(f"/fhir/Patient/{patient}/$access-report", headers=demo.insider)
+    unknown = demo.client.get("/fhir/Patient/no-such-patient/$access-report", headers=demo.insider)
+    assert denied.status_code == unknown.status_code == 404
+
+
 @pytest.mark.slow
 def test_no_read_is_served_when_the_audit_log_cannot_be_written(demo: Demo) -> None:
     _org, patient = _other_org_patient(demo)
     with audit_store_refuses_writes(demo.svc.db):
-        for path in (f"/fhir/Patient/{patient}", f"/fhir/Patient/{patient}/$everything",
-                     f"/fhir/Condition?patient={patient}"):
+        for path in (
+            f"/fhir/Patient/{patient}",
+            f"/fhir/Patient/{patient}/$everything",
+            f"/fhir/Condition?patient={patient}",
+        ):
             r = demo.client.get(path, headers=demo.insider)
             assert r.status_code == 503, path
             assert r.json()["resourceType"] == "OperationOutcome"
@@ -313,15 +409,18 @@ def test_no_read_is_served_when_the_audit_log_cannot_be_written(demo: Demo) -> N
 
 
 def test_record_routes_need_records_read_and_a_practitioner(demo: Demo) -> None:
-    issued = demo.svc.issuer.issue(org="RWC", client_id="rwc-app", purpose=Purpose.DIRECT_CARE,
-                                   scopes=frozenset({Permission.RECORDS_READ}))
-    r = demo.client.get(f"/fhir/Patient/{MISSING}",
-                        headers={"Authorization": f"Bearer {issued.access_token}"})
+    issued = demo.svc.issuer.issue(
+        org="RWC",
+        client_id="rwc-app",
+        purpose=Purpose.DIRECT_CARE,
+        scopes=frozenset({Permission.RECORDS_READ}),
+    )
+    r = demo.client.get(
+        f"/fhir/Patient/{MISSING}", headers={"Authorization": f"Bearer {issued.access_token}"}
+    )
     assert r.status_code == 403
     r = demo.client.get("/fhir/Observation", headers=demo.insider)
     assert r.status_code == 400
     assert "patient" in r.text
     r = demo.client.get("/fhir/Spaceship/1", headers=demo.insider)
     assert r.status_code == 404
-
-

@@ -66,9 +66,21 @@ def _person_exists(request: Request, log: Any) -> Callable[[str], bool]:
     return log.mentions  # type: ignore[no-any-return]
 
 
+def _person_id(request: Request, patient_id: str) -> str:
+    """The person behind a Patient record id; a person index id is accepted as it is."""
+    people = getattr(request.app.state.services, "people", None)
+    if people is None:
+        return patient_id
+    try:
+        return str(people.person_of(f"Patient/{patient_id}"))
+    except NotFound:
+        return patient_id
+
+
 @router.get("/Patient/{id}/$access-report", summary="Who looked at this person's record")
 def access_report(id: str, request: Request, token: Token, log: Log) -> JSONResponse:
     not_found = NotFound(f"Patient/{id} is not known")
+    id = _person_id(request, id)
     own = token.person == id and token.purpose is Purpose.TRANSPARENCY
     if not (own or token.has(Permission.AUDIT_READ)):
         raise not_found

@@ -11,6 +11,12 @@ adapter and loader, and reports:
 
 * rows/s end to end (adapter + loader + commit), and of the adapter alone
   (parse + map + validate, nothing stored) to show where the time goes;
+* each end-to-end figure twice: the bare loader (``Ingestion(db)``, backend
+  shown as ``sqlite`` / ``postgresql``) and the service as deployed
+  (``joinedup.services.build(...).ingestion``, shown as ``sqlite+people``):
+  the same plus online person matching of every Patient in the batch
+  transaction (``PersonLinker``; NHS-number-only matcher, as until a model
+  is trained);
 * peak RSS of the process, and its growth during the batch: memory is flat
   in file size when the growth at --rows is about the growth at --small.
 
@@ -156,7 +162,16 @@ def child(args: argparse.Namespace) -> None:
     upgrade(db)
     kinds = {"WCCASC": "la-adult-social-care", "RWX": "acute-trust"}
     Registry(db).add_org(OrgSpec.model_validate({"code": org, "name": org, "kind": kinds[org]}))
-    ingestion = Ingestion(db)
+    if args.people:
+        from joinedup.config import Settings
+        from joinedup.services import build
+
+        data_dir = Path(args.file).parent / f"data-{uuid.uuid4().hex[:6]}"
+        settings = Settings(data_dir=data_dir, database_url=args.url, issuer="http://bench")
+        services = build(settings, db=db)
+        ingestion = services.ingestion
+    else:
+        ingestion = Ingestion(db)
     ingestion.loader._clock = lambda: CLOCK
     ingestion.feeds.register(spec_from_mapping(bundled_mappings()[f"{org}/{feed_id}"]))
     feed = ingestion.feeds.get(feed_id)
@@ -168,6 +183,8 @@ def child(args: argparse.Namespace) -> None:
     else:
         result = ingestion.ingest_file(feed_id, path)
         counts = result.counts
+        if args.people:
+            counts["linked"] = services.people.counts()["records"]
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(
@@ -178,10 +195,14 @@ def child(args: argparse.Namespace) -> None:
     db.dispose()
 
 
-def _run_child(fmt: str, url: str, file: Path, adapter_only: bool) -> dict[str, Any]:
+def _run_child(
+    fmt: str, url: str, file: Path, adapter_only: bool, people: bool = False
+) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--child", "--format", fmt, "--url", url, "--file", str(file)]
     if adapter_only:
         cmd.append("--adapter-only")
+    if people:
+        cmd.append("--people")
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"child failed: {' '.join(cmd)}\n{done.stderr[-3000:]}")
@@ -241,6 +262,12 @@ def main() -> None:
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--file", help=argparse.SUPPRESS)
     parser.add_argument("--adapter-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--people", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--observer",
+        default="without,with",
+        help="without: bare loader; with: the service's ingestion with person matching",
+    )
     args = parser.parse_args()
     if args.child:
         child(args)
@@ -271,11 +298,13 @@ def main() -> None:
                     )
                     rows_out.append((fmt, "(adapter only)", args.rows, r))
                 for backend in backends:
-                    for size in sizes:
-                        url = _fresh_url(backend, tmp, args.pg_url, created)
-                        r = _run_child(fmt, url, files[(fmt, size)], False)
-                        rows_out.append((fmt, backend, size, r))
-                        _print_row(fmt, backend, size, r)
+                    for people in [m == "with" for m in args.observer.split(",")]:
+                        label = backend + ("+people" if people else "")
+                        for size in sizes:
+                            url = _fresh_url(backend, tmp, args.pg_url, created)
+                            r = _run_child(fmt, url, files[(fmt, size)], False, people)
+                            rows_out.append((fmt, label, size, r))
+                            _print_row(fmt, label, size, r)
         finally:
             _drop(args.pg_url, created)
     print()
@@ -291,7 +320,7 @@ def _print_row(fmt: str, backend: str, size: int, r: dict[str, Any], header: boo
     growth = (r["peak_kib"] - r["rss_before_kib"]) / 1024
     c = r["counts"]
     counts = ", ".join(
-        f"{k} {v}" for k, v in c.items() if k in ("read", "accepted", "rejected", "created")
+        f"{k} {v}" for k, v in c.items() if k in ("read", "accepted", "rejected", "created", "linked")
     )
     line = (f"{fmt:6} {backend:16} {size:>8,} {rate:>9,.0f} {r['seconds']:>8.1f} "
             f"{r['peak_kib'] / 1024:>13.0f} {growth:>11.0f}  {counts}")  # fmt: skip

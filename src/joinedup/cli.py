@@ -368,7 +368,24 @@ def _mount_subcommands() -> None:
 _mount_subcommands()
 
 
+def _configure_logging() -> None:
+    """Logs go to stderr as JSON lines, so stdout carries only the command's output."""
+    from pydantic import ValidationError
+
+    from joinedup.logs import configure
+    from joinedup.validation import problems_from
+
+    try:
+        settings = load_settings()
+    except ValidationError as exc:
+        problems = "; ".join(str(p) for p in problems_from(exc, "JOINEDUP"))
+        err.print("[red]error:[/red] " + escape(f"invalid settings: {problems}"), highlight=False)
+        sys.exit(78)
+    configure(settings.log_level, settings.log_json)
+
+
 def main() -> None:
+    _configure_logging()
     try:
         app()
     except UserError as exc:

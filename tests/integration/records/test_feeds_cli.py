@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from joinedup.audit.keys import AuditKeyStore
 from joinedup.sources.cli import app
 from joinedup.sources.mapping import bundled_mappings
 from joinedup.storage.engine import Database
@@ -20,6 +21,7 @@ HEADER = "PERSON_ID,NHS_NO,FORENAME,SURNAME,DOB,GENDER,POSTCODE\r\n"
 @pytest.fixture
 def env(db: Database, tmp_path: Path) -> dict[str, str]:
     add_org(db)
+    AuditKeyStore(tmp_path / "audit-keys").init()  # as every deployment has
     return {
         "JOINEDUP_DATABASE_URL": db.engine.url.render_as_string(hide_password=False),
         "JOINEDUP_DATA_DIR": str(tmp_path),

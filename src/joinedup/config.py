@@ -7,6 +7,7 @@ Nothing secret has a default here: signing keys live in files that
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -69,6 +70,40 @@ class Settings(BaseSettings):
     audit_volume_factor: float = Field(default=3.0, gt=1)
     audit_volume_floor: int = Field(default=50, ge=1)
     audit_volume_baseline_days: int = Field(default=28, ge=1)
+    document_store: Literal["local", "s3"] = Field(
+        default="local", description="Where document content is kept: `local` folder or `s3`."
+    )
+    document_dir: Path | None = Field(
+        default=None, description="Folder of the local document store. Default <data_dir>/documents."
+    )
+    document_keys_dir: Path | None = Field(
+        default=None,
+        description=(
+            "Document master keys (a mounted secret in production). Default "
+            "<data_dir>/document-keys; create one with `joinedup documents keys init`."
+        ),
+    )
+    document_active_key_id: str = Field(
+        default="", description="Master key that wraps new documents' keys. Default: the newest."
+    )
+    document_max_bytes: int = Field(
+        default=1024**3, ge=1, description="Largest document accepted (bytes)."
+    )
+    document_chunk_bytes: int = Field(default=1024 * 1024, ge=4096, le=16 * 1024 * 1024)
+    document_staging_grace_seconds: int = Field(default=86_400, ge=60)
+    document_content_types: str = Field(
+        default=(
+            "application/pdf,text/plain,application/fhir+json,application/fhir+xml,"
+            "text/xml,image/png,image/jpeg"
+        ),
+        description="Content types a published document may have (comma-separated).",
+    )
+    s3_bucket: str = Field(default="", description="Bucket of the s3 document store.")
+    s3_endpoint_url: str = Field(default="", description="S3-compatible server; empty is AWS.")
+    s3_region: str = ""
+    s3_prefix: str = "documents/"
+    s3_addressing_style: str = "auto"
+    s3_part_bytes: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024)
     issuer: str = Field(
         default="http://127.0.0.1:8000",
         description="Public base URL of this service; the `iss` of tokens it issues.",
@@ -116,6 +151,14 @@ class Settings(BaseSettings):
     @property
     def effective_agreements_dir(self) -> Path:
         return self.agreements_dir or self.data_dir / "agreements"
+
+    @property
+    def effective_document_dir(self) -> Path:
+        return self.document_dir or self.data_dir / "documents"
+
+    @property
+    def effective_document_keys_dir(self) -> Path:
+        return self.document_keys_dir or self.data_dir / "document-keys"
 
     @property
     def token_endpoint(self) -> str:

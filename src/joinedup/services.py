@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from joinedup.access.service import AccessService
 from joinedup.audit.service import AuditLog, build_audit_log
@@ -10,6 +11,9 @@ from joinedup.auth.grants import TokenService
 from joinedup.auth.jwk import KeyStore
 from joinedup.auth.tokens import TokenIssuer, TokenVerifier
 from joinedup.config import Settings
+from joinedup.documents.config import DocumentStoreConfig, S3Config
+from joinedup.documents.registry import DocumentRegistry
+from joinedup.documents.stores import open_content_store
 from joinedup.orgs.registry import Registry
 from joinedup.people.index import PersonIndex
 from joinedup.people.matcher import matcher_from_file
@@ -32,6 +36,7 @@ class Services:
     ingestion: Ingestion
     audit: AuditLog
     access: AccessService
+    documents: DocumentRegistry
 
     def verifier(self) -> TokenVerifier:
         return TokenVerifier(
@@ -80,4 +85,41 @@ def build(settings: Settings, db: Database | None = None) -> Services:
         ingestion,
         build_audit_log(settings, db),
         access,
+        document_registry(settings, db),
+    )
+
+
+def document_store_config(settings: Settings) -> DocumentStoreConfig:
+    s3 = None
+    if settings.document_store == "s3":
+        s3 = S3Config(
+            bucket=settings.s3_bucket,
+            endpoint_url=settings.s3_endpoint_url or None,
+            region=settings.s3_region or None,
+            prefix=settings.s3_prefix,
+            addressing_style=settings.s3_addressing_style,
+            part_size=settings.s3_part_bytes,
+        )
+    return DocumentStoreConfig(
+        backend=settings.document_store,
+        local_dir=settings.effective_document_dir,
+        keys_dir=settings.effective_document_keys_dir,
+        active_key_id=settings.document_active_key_id or None,
+        max_bytes=settings.document_max_bytes,
+        chunk_size=settings.document_chunk_bytes,
+        staging_grace=timedelta(seconds=settings.document_staging_grace_seconds),
+        s3=s3,
+    )
+
+
+def document_registry(settings: Settings, db: Database) -> DocumentRegistry:
+    """The MHD registry; its content store (and master key) is opened on first use, so
+    everything else runs before `joinedup documents keys init`."""
+    config = document_store_config(settings)
+    types = [t.strip() for t in settings.document_content_types.split(",") if t.strip()]
+    return DocumentRegistry(
+        db,
+        lambda: open_content_store(config),
+        content_types=types,
+        max_bytes=settings.document_max_bytes,
     )

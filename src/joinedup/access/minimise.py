@@ -4,14 +4,16 @@ Withheld elements are replaced by the FHIR data-absent-reason ``masked`` (so
 a practitioner knows something exists) and the resource gets the
 ``REDACTED`` security label, unless the caller asks for silent removal
 (``mark=False``) because even the hint would say too much. Pure functions on
-JSON dicts; the input is never modified.
+JSON dicts; the input is never modified. A result may share unchanged
+elements with its input (copying whole resources cost more than the rest of a
+read), so treat both as read-only.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from joinedup.access.decisions import Decision
 from joinedup.labels import (
@@ -84,12 +86,25 @@ def _mask(resource: dict[str, Any], key: str) -> None:
         resource[f"_{key}"] = _masked()
 
 
+def _top_level_copy(resource: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy that :func:`minimise` may change: it only replaces top-level elements
+    and appends to ``meta.security``, so those two are copied and the rest is
+    shared with the input (which stays unmodified). Cheaper than a deep copy."""
+    out = dict(resource)
+    meta = out.get("meta")
+    if isinstance(meta, dict):
+        out["meta"] = meta = dict(meta)
+        if isinstance(meta.get("security"), list):
+            meta["security"] = list(meta["security"])
+    return out
+
+
 def minimise(
     resource: Mapping[str, Any], withhold_fields: Iterable[str], *, mark: bool = True
 ) -> dict[str, Any]:
     """A copy of ``resource`` without the listed elements (``Patient.telecom``,
     ``Observation.value[x]``; elements of other resource types are ignored)."""
-    out = copy.deepcopy(dict(resource))
+    out = _top_level_copy(resource)
     rtype = out.get("resourceType", "")
     removed = False
     for path in sorted(withhold_fields):
@@ -153,6 +168,38 @@ def labels_of(resource: Mapping[str, Any]) -> tuple[frozenset[DataCategory], Sen
     return frozenset(categories), sensitivity
 
 
+class AsStored:
+    """The resource is served exactly as stored (see :func:`serve_plan`)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "AS_STORED"
+
+
+AS_STORED: Final = AsStored()
+
+
+def serve_plan(
+    resource: Mapping[str, Any], decide: Callable[[DataCategory, Sensitivity], Decision]
+) -> dict[str, Any] | AsStored | None:
+    """:func:`apply_decisions` without copying what needs no change: ``AS_STORED``
+    when every decision permits and withholds nothing (so a caller holding the
+    stored JSON text can serve that text as it is), otherwise what
+    :func:`apply_decisions` returns."""
+    categories, sensitivity = labels_of(resource)
+    if not categories:
+        return None
+    decisions = [decide(c, sensitivity) for c in sorted(categories)]
+    denied = [d for d in decisions if not d.permitted]
+    if denied:
+        if all(d.obligations.mark_withheld for d in denied):
+            return redacted_stub(resource)
+        return None
+    fields = frozenset().union(*(d.obligations.withhold_fields for d in decisions))
+    return minimise(resource, fields) if fields else AS_STORED
+
+
 def apply_decisions(
     resource: Mapping[str, Any], decide: Callable[[DataCategory, Sensitivity], Decision]
 ) -> dict[str, Any] | None:
@@ -164,14 +211,5 @@ def apply_decisions(
     is withheld (deny by default). A denied resource becomes a stub only if
     every denial allows marking it as withheld.
     """
-    categories, sensitivity = labels_of(resource)
-    if not categories:
-        return None
-    decisions = [decide(c, sensitivity) for c in sorted(categories)]
-    denied = [d for d in decisions if not d.permitted]
-    if denied:
-        if all(d.obligations.mark_withheld for d in denied):
-            return redacted_stub(resource)
-        return None
-    fields = frozenset().union(*(d.obligations.withhold_fields for d in decisions))
-    return minimise(resource, fields) if fields else copy.deepcopy(dict(resource))
+    plan = serve_plan(resource, decide)
+    return copy.deepcopy(dict(resource)) if isinstance(plan, AsStored) else plan

@@ -16,19 +16,22 @@ dates) or on :meth:`AccessService.reload`.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, false, or_
+from sqlalchemy import ColumnElement, Connection, Table, and_, bindparam, false, or_, select
 
-from joinedup.access.decisions import Action, AuditLevel, Decision
+from joinedup.access.consent import PersonConsents
+from joinedup.access.decisions import Action, AuditLevel, Decision, Requester
 from joinedup.access.engine import DecisionPoint, PersonDecisions
 from joinedup.access.loader import load_agreement_files
-from joinedup.access.minimise import apply_decisions
+from joinedup.access.minimise import AsStored, apply_decisions, serve_plan
 from joinedup.access.purposes import Purpose
+from joinedup.access.relationships import Relationships
 from joinedup.access.world import (
     EVIDENCE_TYPES,
     RECENT_DAYS,
@@ -44,21 +47,51 @@ from joinedup.labels import DataCategory, Sensitivity
 from joinedup.orgs.registry import Registry
 from joinedup.orgs.vocab import OrgKind, ProfessionalRole
 from joinedup.people.index import PersonIndex
+from joinedup.people.models import Person, PersonRecord
 from joinedup.records.search import Filter
 from joinedup.records.store import RecordStore, StoredResource
 
 
-def _visible_rows(decisions: PersonDecisions) -> dict[str, dict[frozenset[str], set[str]]]:
+def _visible_rows(
+    decisions: Mapping[tuple[str, DataCategory, Sensitivity], Decision],
+) -> dict[str, dict[frozenset[str], set[str]]]:
     """owner -> {sensitivities -> categories} of rows the requester gets something of:
     permitted, or denied with permission to mark it withheld (a REDACTED stub)."""
     shown: dict[tuple[str, str], set[str]] = {}
-    for (owner, category, sensitivity), d in decisions.decisions.items():
+    for (owner, category, sensitivity), d in decisions.items():
         if d.permitted or d.obligations.mark_withheld:
             shown.setdefault((owner, category.value), set()).add(sensitivity.value)
     grouped: dict[str, dict[frozenset[str], set[str]]] = {}
     for (owner, code), levels in shown.items():
         grouped.setdefault(owner, {}).setdefault(frozenset(levels), set()).add(code)
     return grouped
+
+
+class Visibility:
+    """owner -> {sensitivities -> categories} a requester gets something of (see
+    ``_visible_rows``), and its SQL condition per table, built once: building it
+    costs more than running the query it goes into."""
+
+    __slots__ = ("_conditions", "rows")
+
+    def __init__(self, rows: dict[str, dict[frozenset[str], set[str]]]) -> None:
+        self.rows = rows
+        self._conditions: dict[Table, ColumnElement[bool]] = {}
+
+    def condition(self, table: Table) -> ColumnElement[bool]:
+        """(organisation, category, sensitivity) is one the requester may see."""
+        found = self._conditions.get(table)
+        if found is None:
+            c = table.c
+            found = or_(*(
+                and_(c.org_code == owner, or_(*(
+                    and_(c.category.in_(sorted(cats)), c.sensitivity.in_(sorted(levels)))
+                    for levels, cats in sorted(by.items(), key=lambda kv: sorted(kv[0]))
+                )))
+                for owner, by in sorted(self.rows.items())
+            ))
+            self._conditions[table] = found
+        return found
 
 
 @dataclass(frozen=True)
@@ -69,25 +102,19 @@ class PersonAccess:
     patient_ids: tuple[str, ...]
     """Ids of every Patient record linked to the person (any organisation)."""
     decisions: PersonDecisions = field(repr=False)
+    visible: Visibility | None = field(default=None, repr=False, compare=False)
+    """The rows the decisions let through, when already worked out (the decision cache)."""
 
     def where(self) -> Filter:
         """Rows about this person the decisions let through, as one SQL condition
         on (subject, organisation, category, sensitivity)."""
-        grouped = _visible_rows(self.decisions)
+        visible = self.visible or Visibility(_visible_rows(self.decisions.decisions))
         patients = sorted(self.patient_ids)
 
         def condition(table: Table) -> ColumnElement[bool]:
-            c = table.c
-            if not grouped or not patients:
+            if not visible.rows or not patients:
                 return false()
-            owners = [
-                and_(c.org_code == owner, or_(*(
-                    and_(c.category.in_(sorted(cats)), c.sensitivity.in_(sorted(levels)))
-                    for levels, cats in sorted(by.items(), key=lambda kv: sorted(kv[0]))
-                )))
-                for owner, by in sorted(grouped.items())
-            ]
-            return and_(c.subject_id.in_(patients), or_(*owners))
+            return and_(table.c.subject_id.in_(patients), visible.condition(table))
 
         return condition
 
@@ -101,6 +128,12 @@ class PersonAccess:
         return apply_decisions(
             stored.resource, lambda c, s: self.decisions.decision(owner, c, s)
         )
+
+    def serve_plan(self, stored: StoredResource) -> dict[str, Any] | AsStored | None:
+        """:meth:`minimise` without a copy when none is needed: ``AS_STORED`` means
+        the stored JSON text (``stored.body``) is the answer as it is."""
+        owner = stored.org_code
+        return serve_plan(stored.resource, lambda c, s: self.decisions.decision(owner, c, s))
 
 
 def union_filter(accesses: Sequence[PersonAccess]) -> Filter:
@@ -145,6 +178,7 @@ class AccessService:
         self.recent_days = recent_days
         self._lock = threading.Lock()
         self._compiled: DecisionPoint | None = None
+        self._cache: _DecisionCache | None = None
 
     # -- the compiled agreements ---------------------------------------------------
     def point(self) -> DecisionPoint:
@@ -181,32 +215,51 @@ class AccessService:
     ) -> PersonAccess | None:
         """The requester's access to the person behind ``Patient/<patient_id>``,
         or None if the person index does not know that record."""
-        try:
-            person_id = self._people.person_of(f"Patient/{patient_id}")
-            view = self._people.person(person_id)
-        except NotFound:
+        with self._records.read_connection() as conn:
+            return self.for_patient_on(conn, token, patient_id, action)
+
+    def for_patient_on(
+        self, conn: Connection, token: AccessToken, patient_id: str, action: Action = Action.READ
+    ) -> PersonAccess | None:
+        """:meth:`for_patient` inside the caller's connection: two statements (the
+        person with their Patient records; the relationship evidence)."""
+        found = _person_and_patients(conn, f"Patient/{patient_id}")
+        if found is None:
             return None
-        patients = tuple(sorted(
-            ref.split("/", 1)[1] for refs in view.records.values() for ref in refs
-            if ref.startswith("Patient/")
-        ))
-        return self._access(token, view.person_id, patients, action)
+        person_id, patients = found
+        if not person_id:  # a merged person (records are moved on merge, so rare)
+            try:
+                view = self._people.person(self._people.person_of(f"Patient/{patient_id}"))
+            except NotFound:
+                return None
+            person_id = view.person_id
+            patients = tuple(sorted(
+                ref.split("/", 1)[1] for refs in view.records.values() for ref in refs
+                if ref.startswith("Patient/")
+            ))
+        return self._access(conn, token, person_id, patients, action)
 
     def for_patients(
         self, token: AccessToken, patient_ids: Iterable[str], action: Action = Action.SEARCH
     ) -> list[PersonAccess]:
         """One PersonAccess per distinct person behind these Patient ids."""
         seen: dict[str, PersonAccess] = {}
-        for pid in patient_ids:
-            if any(pid in a.patient_ids for a in seen.values()):
-                continue
-            found = self.for_patient(token, pid, action)
-            if found is not None:
-                seen.setdefault(found.person_id, found)
+        with self._records.read_connection() as conn:
+            for pid in patient_ids:
+                if any(pid in a.patient_ids for a in seen.values()):
+                    continue
+                found = self.for_patient_on(conn, token, pid, action)
+                if found is not None:
+                    seen.setdefault(found.person_id, found)
         return list(seen.values())
 
     def _access(
-        self, token: AccessToken, person_id: str, patients: tuple[str, ...], action: Action
+        self,
+        conn: Connection,
+        token: AccessToken,
+        person_id: str,
+        patients: tuple[str, ...],
+        action: Action,
     ) -> PersonAccess:
         practitioner, role = requester_identity(token)
         point = self.point()
@@ -214,15 +267,100 @@ class AccessService:
             org=token.org, practitioner=practitioner, role=role, purpose=token.purpose,
             person=person_id, reason=token.reason, action=action,
         )
-        evidence = self._records.by_subject(patients, types=EVIDENCE_TYPES)
+        evidence = self._records.by_subject_on(conn, patients, types=EVIDENCE_TYPES)
         relationships = relationships_from(
             (s.resource for s in evidence),
             Who(token.org, practitioner, token.team),
             point.today,
             recent_days=self.recent_days,
         )
-        decisions = point.decide_for_person(requester, consents_for(person_id), relationships)
-        return PersonAccess(person_id, patients, decisions)
+        consents = consents_for(person_id)
+        decided = self._decided(point, requester, consents, relationships)
+        if decided is None:
+            decisions = point.decide_for_person(requester, consents, relationships)
+            return PersonAccess(person_id, patients, decisions)
+        table, visible = decided
+        decisions = PersonDecisions(point, requester, consents, relationships, table)
+        return PersonAccess(person_id, patients, decisions, visible)
+
+    def _decided(
+        self,
+        point: DecisionPoint,
+        requester: Requester,
+        consents: PersonConsents,
+        relationships: Relationships,
+    ) -> tuple[Mapping[_Key, Decision], Visibility] | None:
+        """The decision table for a requester and a person without directives, shared
+        by every such person with the same relationships (the decision point reads
+        nothing else of them), and the rows it lets through. None for a person with
+        directives: decided afresh each time."""
+        if consents.has_objections or consents.opted_out is not None or consents.consents:
+            return None
+        key = (requester.org, requester.role, requester.purpose,
+               requester.break_glass_reason, relationships)
+        cache = self._cache
+        if cache is None or cache.point is not point:
+            cache = self._cache = _DecisionCache(point)
+        hit = cache.tables.get(key)
+        if hit is None:
+            decided = point.decide_for_person(requester, consents, relationships)
+            table = MappingProxyType(dict(decided.decisions))
+            hit = (table, Visibility(_visible_rows(table)))
+            if len(cache.tables) >= _CACHE_SIZE:
+                cache.tables.clear()
+            cache.tables[key] = hit
+        return hit
+
+
+_Key = tuple[str, DataCategory, Sensitivity]
+_CACHE_SIZE = 4096
+"""Decision tables kept per compiled decision point (one per requester, purpose and
+relationship set in use); a full cache is emptied, not evicted piecemeal."""
+
+
+@dataclass
+class _DecisionCache:
+    """Decision tables for one compiled decision point: replaced with the point
+    (each day, or on reload), so a table never outlives the agreements it came from."""
+
+    point: DecisionPoint
+    tables: dict[tuple[Any, ...], tuple[Mapping[_Key, Decision], Visibility]] = field(
+        default_factory=dict
+    )
+
+
+def _person_and_patients_select() -> Any:
+    mine = PersonRecord.__table__.alias("mine")
+    linked = PersonRecord.__table__.alias("linked")
+    person = Person.__table__
+    return (
+        select(person.c.id, person.c.state, person.c.merged_into, linked.c.record_id)
+        .select_from(
+            mine.join(person, person.c.id == mine.c.person_id)
+            .outerjoin(linked, linked.c.person_id == person.c.id)
+        )
+        .where(mine.c.record_id == bindparam("record_id"))
+    )
+
+
+_PERSON_AND_PATIENTS = _person_and_patients_select()
+"""Built once: building a statement with aliases costs more than running it."""
+
+
+def _person_and_patients(conn: Connection, record_ref: str) -> tuple[str, tuple[str, ...]] | None:
+    """(person id, ids of the person's Patient records) for a linked record, in one
+    statement; None if the person index does not know the record; ("", ()) if the
+    record's person has been merged away (the caller asks the person index)."""
+    rows = conn.execute(_PERSON_AND_PATIENTS, {"record_id": record_ref}).all()
+    if not rows:
+        return None
+    person_id, state, merged_into = rows[0][0], rows[0][1], rows[0][2]
+    if state == "merged" and merged_into:
+        return "", ()
+    patients = tuple(sorted(
+        ref.split("/", 1)[1] for *_, ref in rows if ref is not None and ref.startswith("Patient/")
+    ))
+    return person_id, patients
 
 
 NOTHING_SERVED = "nothing-served"

@@ -17,7 +17,7 @@ from functools import cached_property
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Connection, and_, delete, func, select
+from sqlalchemy import Connection, and_, bindparam, delete, func, select
 
 from joinedup.records.params import index_rows
 from joinedup.records.query import Query
@@ -90,6 +90,20 @@ def _current_select() -> Any:
 def _history_select() -> Any:
     h = history.c
     return select(*(h[name] for name in _COLUMNS), h.body)
+
+
+def _by_subject_select(*, typed: bool) -> Any:
+    r = resources.c
+    stmt = _current_select().where(r.subject_id.in_(bindparam("subjects", expanding=True)))
+    if typed:
+        stmt = stmt.where(r.resource_type.in_(bindparam("types", expanding=True)))
+    return stmt.order_by(r.resource_type, r.id)
+
+
+_BY_SUBJECT = _by_subject_select(typed=False)
+_BY_SUBJECT_OF_TYPES = _by_subject_select(typed=True)
+"""Built once (with the subjects and types as parameters): building a statement
+with a join costs about as much as running it."""
 
 
 def _stored(row: Any) -> StoredResource:
@@ -208,6 +222,14 @@ class RecordStore:
             )
         return Page(count, items)
 
+    def read_connection(self) -> Connection:
+        """A pooled connection for several reads in one checkout (``Patient/$everything``:
+        the person, the relationship evidence, the records), in autocommit: no BEGIN
+        and ROLLBACK round trips. Each statement sees the data committed when it
+        starts, as under READ COMMITTED (PostgreSQL's default) in a transaction, and
+        as separate connections did. Use it as a context manager; reads only."""
+        return self._db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
     def by_subject(
         self,
         patient_ids: Sequence[str],
@@ -221,17 +243,35 @@ class RecordStore:
         the material of ``Patient/$everything`` once the person index has linked them."""
         if not patient_ids:
             return []
-        r = resources.c
-        conds: list[ColumnElement[bool]] = [r.subject_id.in_(sorted(set(patient_ids)))]
-        if types:
-            conds.append(r.resource_type.in_(sorted(set(types))))
-        if active_only:
-            conds.append(r.active.is_(True))
-        if where is not None:
-            conds.append(where(resources))
-        stmt = _current_select().where(*conds).order_by(r.resource_type, r.id).limit(limit)
         with self._db.engine.connect() as conn:
-            return [_stored(row) for row in conn.execute(stmt)]
+            return self.by_subject_on(
+                conn, patient_ids, types=types, where=where, active_only=active_only,
+                limit=limit,
+            )
+
+    def by_subject_on(
+        self,
+        conn: Connection,
+        patient_ids: Sequence[str],
+        *,
+        types: Sequence[str] | None = None,
+        where: Filter | None = None,
+        active_only: bool = False,
+        limit: int = 10_000,
+    ) -> list[StoredResource]:
+        """:meth:`by_subject` inside the caller's connection (one statement)."""
+        if not patient_ids:
+            return []
+        stmt = _BY_SUBJECT_OF_TYPES if types else _BY_SUBJECT
+        params: dict[str, Any] = {"subjects": sorted(set(patient_ids))}
+        if types:
+            params["types"] = sorted(set(types))
+        if active_only:
+            stmt = stmt.where(resources.c.active.is_(True))
+        if where is not None:
+            stmt = stmt.where(where(resources))
+        return [_stored(row) for row in conn.execute(stmt.limit(limit), params)]
+
 
     def iter_current(
         self,

@@ -14,7 +14,17 @@ from fastapi.testclient import TestClient
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.patient import Patient
 
+from joinedup.access.decisions import Decision
+from joinedup.access.minimise import apply_decisions
 from joinedup.access.purposes import Purpose
+from joinedup.access.service import PersonAccess
+from joinedup.access.world import (
+    EVIDENCE_TYPES,
+    Who,
+    consents_for,
+    relationships_from,
+    requester_for,
+)
 from joinedup.api.app import create_app
 from joinedup.audit.config import keys_dir
 from joinedup.audit.events import AuditAction
@@ -27,6 +37,8 @@ from joinedup.demo.agreements import agreement_files
 from joinedup.demo.area import build_area
 from joinedup.demo.commands import ingest_exports
 from joinedup.demo.load import load_area
+from joinedup.errors import NotFound
+from joinedup.labels import DataCategory, Sensitivity
 from joinedup.nhs_number import NHS_NUMBER_SYSTEM
 from joinedup.services import Services, build
 from joinedup.storage.engine import Database
@@ -424,3 +436,121 @@ def test_record_routes_need_records_read_and_a_practitioner(demo: Demo) -> None:
     assert "patient" in r.text
     r = demo.client.get("/fhir/Spaceship/1", headers=demo.insider)
     assert r.status_code == 404
+
+
+# -- the $everything fast path answers what the plain path answers -------------------
+
+
+def _plain_everything(demo: Demo, headers: dict[str, str], patient: str) -> dict[str, Any] | None:
+    """$everything's entries the straightforward way: the person from the person
+    index, every decision made afresh (no cache), the filter built afresh, each
+    resource parsed, minimised and copied. None for the 404."""
+    verifier = demo.client.app.state.verifier  # type: ignore[attr-defined]
+    token = verifier.verify(headers["Authorization"].split(" ", 1)[1])
+    svc = demo.svc
+    try:
+        view = svc.people.person(svc.people.person_of(f"Patient/{patient}"))
+    except NotFound:
+        return None
+    patients = tuple(sorted(r.split("/", 1)[1] for refs in view.records.values()
+                            for r in refs if r.startswith("Patient/")))
+    point = svc.access.point()
+    requester = requester_for(org=token.org, practitioner=token.practitioner or "",
+                              role=token.role or "", purpose=token.purpose,
+                              person=view.person_id, reason=token.reason)
+    evidence = svc.records.by_subject(patients, types=EVIDENCE_TYPES)
+    relationships = relationships_from((s.resource for s in evidence),
+                                       Who(token.org, token.practitioner, token.team), point.today)
+    decisions = point.decide_for_person(requester, consents_for(view.person_id), relationships)
+    access = PersonAccess(view.person_id, patients, decisions)
+    entries = []
+    for stored in svc.records.by_subject(patients, where=access.where()):
+        owner = stored.org_code
+
+        def decide(c: DataCategory, s: Sensitivity, owner: str = owner) -> Decision:
+            return decisions.decision(owner, c, s)
+
+        result = apply_decisions(stored.resource, decide)
+        if result is not None:
+            entries.append({"fullUrl": f"http://testserver/fhir/{stored.reference}",
+                            "resource": result, "search": {"mode": "match"}})
+    return {"total": len(entries), "entry": entries} if entries else None
+
+
+@pytest.mark.slow
+def test_everything_answers_what_deciding_afresh_and_minimising_answers(demo: Demo) -> None:
+    """The route reuses cached decision tables and filters and splices stored JSON
+    text into the Bundle; for every requester here and every Patient of several
+    persons, its answer must equal the plain computation's, 404s included."""
+    area = build_area(SEED)
+
+    def first(org: str, role: str) -> Any:
+        return next(p for p in area.practitioners() if p.org_code == org and p.role.value == role)
+
+    social = first("WCCASC", "social-worker")
+    rwx = first("RWX", "clinician")
+    gp = first("J81001", "clinician") if any(
+        p.org_code == "J81001" and p.role.value == "clinician" for p in area.practitioners()
+    ) else rwx
+    requesters = [
+        demo.insider,
+        demo.outsider,
+        _headers(demo.svc, "WCCASC", social.id, "social-worker",
+                 purpose=Purpose.CARE_COORDINATION),
+        _headers(demo.svc, rwx.org_code, rwx.id, "clinician", team=rwx.team_code),
+        _headers(demo.svc, gp.org_code, gp.id, "clinician", team=gp.team_code),
+        _headers(demo.svc, rwx.org_code, rwx.id, "clinician", purpose=Purpose.EMERGENCY,
+                 reason="unconscious in ED"),
+    ]
+    patients = sorted(s.id for s in demo.svc.records.iter_current("Patient"))[:12]
+    patients += [p for ps in demo.patients.values() for p in ps] + [MISSING]
+    served = masked = 0
+    for headers in requesters:
+        for patient in patients:
+            for _ in range(2):  # the second time from the decision cache
+                r = demo.client.get(f"/fhir/Patient/{patient}/$everything", headers=headers)
+                want = _plain_everything(demo, headers, patient)
+                if want is None:
+                    assert r.status_code == 404, (patient, r.text)
+                    continue
+                assert r.status_code == 200, r.text
+                body = r.json()
+                assert body["total"] == want["total"]
+                assert body["entry"] == want["entry"]
+                served += 1
+                masked += sum("REDACTED" in str(e["resource"]["meta"]) for e in body["entry"])
+    assert served > 10
+    assert masked > 0, "no minimised resource was compared"
+
+
+@pytest.mark.slow
+def test_everything_follows_a_merge_and_its_undoing(demo: Demo) -> None:
+    """The person and their Patient records come from one query of the person
+    index's tables: a merge joins two persons' records, an unmerge parts them."""
+    _org, patient = _other_org_patient(demo)
+    survivor = demo.svc.people.person_of(f"Patient/{patient}")
+    other_patient = next(
+        s.id for s in demo.svc.records.iter_current("Patient")
+        if s.org_code == "RWC" and demo.svc.people.person_of(f"Patient/{s.id}") != survivor
+    )
+    other = demo.svc.people.person_of(f"Patient/{other_patient}")
+    url = f"/fhir/Patient/{patient}/$everything"
+
+    def ids() -> set[str]:
+        r = demo.client.get(url, headers=demo.insider)
+        assert r.status_code == 200
+        return {e["resource"]["id"] for e in r.json()["entry"]}
+
+    before = ids()
+    assert other_patient not in before
+    merge = demo.svc.people.merge(survivor, other, by="test", reason="same person")
+    try:
+        merged = ids()
+        assert other_patient in merged
+        assert before < merged
+        want = _plain_everything(demo, demo.insider, patient)
+        assert want is not None
+        assert {e["resource"]["id"] for e in want["entry"]} == merged
+    finally:
+        demo.svc.people.unmerge(merge, by="test")
+    assert ids() == before

@@ -29,6 +29,7 @@ from joinedup.people.matching.decision import Thresholds
 from joinedup.people.matching.normalise import MatchFeatures
 from joinedup.people.models import Person, PersonEvent, PersonKey, PersonRecord, ReviewPair
 from joinedup.storage.engine import Database
+from tests.integration.people.test_person_index import person
 
 FIELDS = ("given_name", "family_name", "dob", "postcode")
 GIVEN = ["JOHN", "JON", "MARY", "ANN", "ALI"]
@@ -44,14 +45,23 @@ class FieldMatcher:
     thresholds = Thresholds(auto_link=0.99, review=0.5)
 
     def keys(self, f: MatchFeatures) -> list[str]:
-        keys = {f"dob:{f.dob}" if f.dob else None, f"fam:{f.family_name}" if f.family_name else None}
+        keys = {
+            f"dob:{f.dob}" if f.dob else None,
+            f"fam:{f.family_name}" if f.family_name else None,
+        }
         return sorted(k for k in keys if k)
 
     def score(self, left: MatchFeatures, right: MatchFeatures) -> PairScore:
-        agree = [n for n in FIELDS if getattr(left, n) is not None and getattr(left, n) == getattr(right, n)]
+        agree = [
+            n
+            for n in FIELDS
+            if getattr(left, n) is not None and getattr(left, n) == getattr(right, n)
+        ]
         p = {4: 0.999, 3: 0.9}.get(len(agree), 0.1)
         return PairScore(
-            float(len(agree)), p, tuple({"comparison": n, "level": "exact", "weight": 1.0} for n in agree)
+            float(len(agree)),
+            p,
+            tuple({"comparison": n, "level": "exact", "weight": 1.0} for n in agree),
         )
 
 
@@ -67,30 +77,22 @@ def features(rid: str, rng: random.Random, base: dict[str, Any]) -> MatchFeature
         return rng.choice(pool) if rng.random() < 0.2 else base[name]
 
     dob = maybe("dob", DOBS)
-    nhs = base["nhs"] if rng.random() < 0.5 else (None if rng.random() < 0.7 else _nhs(rng.randrange(500)))
-    given, family, postcode = maybe("given", GIVEN), maybe("family", FAMILY), maybe("postcode", POSTCODES)
-    return MatchFeatures(
-        unique_id=rid,
-        given_name=given,
-        given_name_canon=given,
-        given_name_phon=None,
-        family_name=family,
-        family_name_phon=None,
-        dob=dob,
-        dob_year=dob[:4] if dob else None,
-        dob_month=None,
-        dob_day=None,
-        sex="M",
-        postcode=postcode,
-        postcode_sector=None,
-        postcode_outward=None,
-        address_number=None,
-        address_street=None,
-        nhs_number=nhs,
+    nhs = (
+        base["nhs"]
+        if rng.random() < 0.5
+        else (None if rng.random() < 0.7 else _nhs(rng.randrange(500)))
     )
+    given, family, postcode = (
+        maybe("given", GIVEN),
+        maybe("family", FAMILY),
+        maybe("postcode", POSTCODES),
+    )
+    return person(rid, given=given, family=family, dob=dob, postcode=postcode, nhs=nhs)
 
 
-def scenario(seed: int) -> tuple[list[tuple[MatchFeatures, str]], list[list[tuple[MatchFeatures, str]]]]:
+def scenario(
+    seed: int,
+) -> tuple[list[tuple[MatchFeatures, str]], list[list[tuple[MatchFeatures, str]]]]:
     """(records linked before, chunks of arrivals)."""
     rng = random.Random(seed)
     people = [
@@ -139,7 +141,9 @@ def rolled_back(db: Database) -> Iterator[Connection]:
             conn.rollback()
 
 
-def per_record(index: PersonIndex, conn: Connection, chunk: list[tuple[MatchFeatures, str]]) -> list[LinkResult]:
+def per_record(
+    index: PersonIndex, conn: Connection, chunk: list[tuple[MatchFeatures, str]]
+) -> list[LinkResult]:
     session = Session(bind=conn, join_transaction_mode="create_savepoint")
     try:
         out = [index.link(session, f, org) for f, org in chunk]
@@ -160,7 +164,8 @@ def state(conn: Connection, results: list[LinkResult]) -> dict[str, Any]:
         return owner.get(pid, "?") if pid is not None else None
 
     pair_rank = {
-        pid: n for n, (pid,) in enumerate(conn.execute(select(ReviewPair.id).order_by(ReviewPair.id)))
+        pid: n
+        for n, (pid,) in enumerate(conn.execute(select(ReviewPair.id).order_by(ReviewPair.id)))
     }
     r, e, p = PersonRecord, PersonEvent, ReviewPair
     return {
@@ -206,10 +211,14 @@ def test_link_many_decides_as_link_does_record_by_record(
             for bulk in (False, True):
                 conn.exec_driver_sql("SAVEPOINT scenario")
                 if pair is not None:  # a steward said no: that evidence is not proposed again
-                    conn.execute(update(ReviewPair).where(ReviewPair.id == pair).values(status="rejected"))
+                    conn.execute(
+                        update(ReviewPair).where(ReviewPair.id == pair).values(status="rejected")
+                    )
                 results: list[LinkResult] = []
                 for chunk in chunks:
-                    results += index.link_many(conn, chunk) if bulk else per_record(index, conn, chunk)
+                    results += (
+                        index.link_many(conn, chunk) if bulk else per_record(index, conn, chunk)
+                    )
                 outcomes.append(state(conn, results))
                 conn.exec_driver_sql("ROLLBACK TO SAVEPOINT scenario")
         by_record, by_chunk = outcomes

@@ -15,8 +15,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
+from joinedup.api.audit_trail import actor_of
 from joinedup.api.deps import Token, require
-from joinedup.audit.events import Actor, AuditAction, AuditEvent, Outcome
+from joinedup.audit.events import AuditAction, AuditEvent, Outcome
 from joinedup.audit.export import export_lines
 from joinedup.audit.reports import REPORTS, report_json
 from joinedup.audit.service import AuditLog
@@ -40,12 +41,6 @@ def audit_log(request: Request) -> AuditLog:
 
 
 Log = Annotated[AuditLog, Depends(audit_log)]
-
-
-def actor_of(token: AccessToken) -> Actor:
-    return Actor(
-        org=token.org, client_id=token.client_id, practitioner=token.practitioner, role=token.role
-    )
 
 
 def _request_id(request: Request) -> str | None:

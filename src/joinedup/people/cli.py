@@ -196,15 +196,25 @@ def train_cmd(
 
 
 @app.command("rebuild")
-def rebuild_cmd() -> None:
-    """Re-link every record with the trained model (initial loads, before steward work)."""
+def rebuild_cmd(
+    apply: Annotated[
+        bool,
+        typer.Option(
+            "--apply/--dry-run", help="Change the index, or only report what would change"
+        ),
+    ] = False,
+) -> None:
+    """Re-link every record with the trained model (initial loads, before steward work).
+
+    By default a dry run: the report says how many record pairs would be joined
+    or split, and nothing changes. `--apply` makes the change."""
     from joinedup.people.estate import rebuild
     from joinedup.people.matcher import matcher_from_file
 
     settings = load_settings()
     svc = _svc()
     try:
-        report = rebuild(svc.db, matcher_from_file(settings.effective_matching_model))
+        report = rebuild(svc.db, matcher_from_file(settings.effective_matching_model), apply=apply)
     finally:
         svc.close()
     _json(report.__dict__)

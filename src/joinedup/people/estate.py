@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import delete, func, select
@@ -72,43 +74,78 @@ class RebuildReport:
     persons_after: int
     multi_record_persons: int
     open_reviews: int
+    pairs_kept: int
+    """Record pairs in one person before and after."""
+    pairs_joined: int
+    """Record pairs that would become (or became) one person."""
+    pairs_split: int
+    """Record pairs that would stop (or stopped) being one person."""
+    applied: bool
 
 
-def rebuild(db: Database, matcher: Matcher, *, actor: str = "rebuild") -> RebuildReport:
-    """Re-link every record from scratch with ``matcher``, in one transaction."""
+def _pairs(sizes: Counter[Any]) -> int:
+    return sum(n * (n - 1) // 2 for n in sizes.values())
+
+
+def rebuild(
+    db: Database, matcher: Matcher, *, apply: bool = True, actor: str = "rebuild"
+) -> RebuildReport:
+    """Re-link every record from scratch with ``matcher``, in one transaction.
+
+    With ``apply=False`` the work is done and measured, then rolled back: the
+    report says what would change (pairs of records joined or split) and
+    nothing is changed.
+    """
     index = PersonIndex(db, matcher)
-    with db.session() as s:
-        decided = (
-            s.scalar(
-                select(func.count()).select_from(ReviewPair).where(ReviewPair.status != "open")
-            )
-            or 0
+    session = db.sessions()
+    try:
+        report = _rebuild_in(session, index, actor, apply)
+        if apply:
+            session.commit()
+        else:
+            session.rollback()
+        return report
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def _rebuild_in(s: Session, index: PersonIndex, actor: str, apply: bool) -> RebuildReport:
+    decided = (
+        s.scalar(select(func.count()).select_from(ReviewPair).where(ReviewPair.status != "open"))
+        or 0
+    )
+    merges = s.scalar(select(func.count()).select_from(Merge)) or 0
+    if decided or merges:
+        raise Conflict(
+            f"the index holds {decided} review decisions and {merges} merges by stewards; "
+            "a rebuild would discard them (use relinking of new records instead)"
         )
-        merges = s.scalar(select(func.count()).select_from(Merge)) or 0
-        if decided or merges:
-            raise Conflict(
-                f"the index holds {decided} review decisions and {merges} merges by stewards; "
-                "a rebuild would discard them (use relinking of new records instead)"
-            )
-        records = s.execute(
-            select(PersonRecord.features, PersonRecord.org_code).order_by(
-                PersonRecord.linked_at, PersonRecord.record_id
-            )
-        ).all()
-        before = s.scalar(select(func.count()).select_from(Person)) or 0
-        for table in (PersonKey, ReviewPair, PersonRecord, PersonEvent, Person):
-            s.execute(delete(table))
-        if s.get(LinkLock, 1) is None:
-            s.add(LinkLock(id=1, counter=0))
-        s.flush()
-        for features, org in records:
-            index.link(s, features_from_json(features), org, actor=actor)
-        s.flush()
-        return _report(s, len(records), before)
-
-
-def _report(s: Session, records: int, before: int) -> RebuildReport:
-    after = s.scalar(select(func.count()).select_from(Person)) or 0
+    records = s.execute(
+        select(
+            PersonRecord.record_id,
+            PersonRecord.person_id,
+            PersonRecord.features,
+            PersonRecord.org_code,
+        ).order_by(PersonRecord.linked_at, PersonRecord.record_id)
+    ).all()
+    before = {rid: pid for rid, pid, _, _ in records}
+    persons_before = s.scalar(select(func.count()).select_from(Person)) or 0
+    for table in (PersonKey, ReviewPair, PersonRecord, PersonEvent, Person):
+        s.execute(delete(table))
+    if s.get(LinkLock, 1) is None:
+        s.add(LinkLock(id=1, counter=0))
+    s.flush()
+    for _, _, features, org in records:
+        index.link(s, features_from_json(features), org, actor=actor)
+    s.flush()
+    after = {
+        rid: pid for rid, pid in s.execute(select(PersonRecord.record_id, PersonRecord.person_id))
+    }
+    kept = _pairs(Counter((before[r], after[r]) for r in before))
+    persons_after = s.scalar(select(func.count()).select_from(Person)) or 0
     multi = (
         s.scalar(
             select(func.count()).select_from(
@@ -124,4 +161,14 @@ def _report(s: Session, records: int, before: int) -> RebuildReport:
         s.scalar(select(func.count()).select_from(ReviewPair).where(ReviewPair.status == "open"))
         or 0
     )
-    return RebuildReport(records, before, after, multi, reviews)
+    return RebuildReport(
+        records=len(records),
+        persons_before=persons_before,
+        persons_after=persons_after,
+        multi_record_persons=multi,
+        open_reviews=reviews,
+        pairs_kept=kept,
+        pairs_joined=_pairs(Counter(after.values())) - kept,
+        pairs_split=_pairs(Counter(before.values())) - kept,
+        applied=apply,
+    )

@@ -15,7 +15,7 @@ from rich.table import Table
 from joinedup import __version__
 from joinedup.config import Settings, load_settings
 from joinedup.errors import UserError
-from joinedup.services import Services, build
+from joinedup.services import running
 
 app = typer.Typer(
     name="joinedup",
@@ -39,15 +39,6 @@ err = Console(stderr=True, soft_wrap=True)
 
 def _settings() -> Settings:
     return load_settings()
-
-
-def _services(*, migrated: bool = True) -> Services:
-    from joinedup.storage.migrate import ensure_migrated
-
-    svc = build(_settings())
-    if migrated:
-        ensure_migrated(svc.db)
-    return svc
 
 
 def _print_json(data: Any) -> None:
@@ -76,12 +67,9 @@ def serve(
     from joinedup.audit.config import keys_dir
     from joinedup.audit.keys import AuditKeyStore
 
-    svc = _services()
-    try:
+    with running(settings) as svc:
         svc.keys.active()
         AuditKeyStore(keys_dir(settings)).active()
-    finally:
-        svc.close()
     uvicorn.run(
         "joinedup.api.asgi:app",
         host=host or settings.host,
@@ -114,8 +102,7 @@ def token(
     from joinedup.auth.grants import TokenRequest
     from joinedup.errors import NotFound
 
-    svc = _services()
-    try:
+    with running() as svc:
         client_id = system
         if client_id is None:
             detail = svc.registry.show_org(org)
@@ -132,8 +119,6 @@ def token(
                 purpose=purpose, scope=scope, practitioner=practitioner, reason=reason
             ),
         )
-    finally:
-        svc.close()
     sys.stdout.write(issued.access_token + "\n")
 
 
@@ -144,14 +129,11 @@ def db_upgrade() -> None:
     from joinedup.storage.engine import safe_url
     from joinedup.storage.migrate import current_revisions, upgrade
 
-    svc = _services(migrated=False)
-    try:
+    with running(migrated=False) as svc:
         upgrade(svc.db)
         out.print(
             f"database {safe_url(svc.db.engine)} at {', '.join(sorted(current_revisions(svc.db)))}"
         )
-    finally:
-        svc.close()
 
 
 @db_app.command("current")
@@ -159,11 +141,8 @@ def db_current() -> None:
     """Show the schema revision of the database and the one this code needs."""
     from joinedup.storage.migrate import current_revisions, head_revisions
 
-    svc = _services(migrated=False)
-    try:
+    with running(migrated=False) as svc:
         cur, heads = current_revisions(svc.db), head_revisions()
-    finally:
-        svc.close()
     out.print(f"database: {', '.join(sorted(cur)) or 'empty'}")
     out.print(f"code:     {', '.join(sorted(heads))}")
     if cur != heads:
@@ -217,11 +196,8 @@ def keys_retire(kid: str) -> None:
 @orgs_app.command("list")
 def orgs_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List organisations."""
-    svc = _services()
-    try:
+    with running() as svc:
         orgs = svc.registry.list_orgs()
-    finally:
-        svc.close()
     if as_json:
         _print_json(orgs)
         return
@@ -234,11 +210,8 @@ def orgs_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 @orgs_app.command("show")
 def orgs_show(code: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Show an organisation with its teams, practitioners and client systems."""
-    svc = _services()
-    try:
+    with running() as svc:
         d = svc.registry.show_org(code)
-    finally:
-        svc.close()
     if as_json:
         _print_json(
             {
@@ -273,11 +246,8 @@ def orgs_add(
     from joinedup.validation import parse
 
     spec = parse(OrgSpec, {"code": code, "name": name, "kind": kind}, what="organisation")
-    svc = _services()
-    try:
+    with running() as svc:
         _print_json(svc.registry.add_org(spec))
-    finally:
-        svc.close()
 
 
 @orgs_app.command("add-team")
@@ -287,11 +257,8 @@ def orgs_add_team(org: str, team_id: str, name: Annotated[str, typer.Option()]) 
     from joinedup.validation import parse
 
     spec = parse(TeamSpec, {"id": team_id, "org_code": org, "name": name}, what="team")
-    svc = _services()
-    try:
+    with running() as svc:
         _print_json(svc.registry.add_team(spec))
-    finally:
-        svc.close()
 
 
 @orgs_app.command("add-practitioner")
@@ -311,11 +278,8 @@ def orgs_add_practitioner(
         {"id": practitioner_id, "org_code": org, "name": name, "role": role, "team_id": team},
         what="practitioner",
     )
-    svc = _services()
-    try:
+    with running() as svc:
         _print_json(svc.registry.add_practitioner(spec))
-    finally:
-        svc.close()
 
 
 @orgs_app.command("add-system")
@@ -339,11 +303,8 @@ def orgs_add_system(
     if scope:
         data["scopes"] = scope
     spec = parse(SystemSpec, data, what="client system")
-    svc = _services()
-    try:
+    with running() as svc:
         view = svc.registry.add_system(spec)
-    finally:
-        svc.close()
     _print_json({k: v for k, v in view.items() if k != "jwks"})
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -123,3 +125,18 @@ def document_registry(settings: Settings, db: Database) -> DocumentRegistry:
         content_types=types,
         max_bytes=settings.document_max_bytes,
     )
+
+
+@contextmanager
+def running(settings: Settings | None = None, *, migrated: bool = True) -> Iterator[Services]:
+    """Services for one command: refused on an unmigrated database, always closed after."""
+    from joinedup.config import load_settings
+    from joinedup.storage.migrate import ensure_migrated
+
+    svc = build(settings or load_settings())
+    try:
+        if migrated:
+            ensure_migrated(svc.db)
+        yield svc
+    finally:
+        svc.close()

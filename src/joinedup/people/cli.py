@@ -11,8 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from joinedup.config import load_settings
-from joinedup.services import Services, build
-from joinedup.storage.migrate import ensure_migrated
+from joinedup.services import running
 
 app = typer.Typer(
     help="The person index: review queue, merges, history, charts.", no_args_is_help=True
@@ -22,12 +21,6 @@ app.add_typer(review_app, name="review")
 out = Console(soft_wrap=True)
 
 By = Annotated[str, typer.Option("--by", help="Who is deciding (practitioner id), for the history")]
-
-
-def _svc() -> Services:
-    svc = build(load_settings())
-    ensure_migrated(svc.db)
-    return svc
 
 
 def _json(data: Any) -> None:
@@ -40,11 +33,8 @@ def review_list(
     limit: int = 50,
 ) -> None:
     """List review pairs, most likely first."""
-    svc = _svc()
-    try:
+    with running() as svc:
         pairs = svc.people.review_queue(status=status, limit=limit)
-    finally:
-        svc.close()
     table = Table("pair", "p(match)", "weight", "reason", "left", "right")
     for p in pairs:
         left, right = p["left"] or {}, p["right"] or {}
@@ -62,11 +52,8 @@ def review_list(
 @review_app.command("show")
 def review_show(pair: int) -> None:
     """One pair with the evidence side by side."""
-    svc = _svc()
-    try:
+    with running() as svc:
         view = svc.people.pair(pair)
-    finally:
-        svc.close()
     left, right = view["left"]["features"], view["right"]["features"]
     table = Table(
         "field",
@@ -86,33 +73,24 @@ def review_show(pair: int) -> None:
 @review_app.command("accept")
 def review_accept(pair: int, by: By) -> None:
     """The pair is one person: merge them."""
-    svc = _svc()
-    try:
+    with running() as svc:
         merge = svc.people.accept(pair, by=by)
-    finally:
-        svc.close()
     out.print(f"pair {pair} accepted" + (f"; merge {merge}" if merge else ""))
 
 
 @review_app.command("reject")
 def review_reject(pair: int, by: By) -> None:
     """Different people: never proposed again on the same evidence."""
-    svc = _svc()
-    try:
+    with running() as svc:
         svc.people.reject(pair, by=by)
-    finally:
-        svc.close()
     out.print(f"pair {pair} rejected")
 
 
 @app.command("show")
 def show(person: str) -> None:
     """A person's linked records by organisation."""
-    svc = _svc()
-    try:
+    with running() as svc:
         view = svc.people.person(person)
-    finally:
-        svc.close()
     _json(
         {
             "id": view.person_id,
@@ -126,11 +104,8 @@ def show(person: str) -> None:
 @app.command("history")
 def history(person: str) -> None:
     """Every link, merge and decision about a person: when, how, by whom."""
-    svc = _svc()
-    try:
+    with running() as svc:
         events = svc.people.history(person)
-    finally:
-        svc.close()
     table = Table("at", "action", "record", "rule", "p", "actor")
     for e in events:
         p = "" if e["probability"] is None else f"{e['probability']:.4f}"
@@ -146,33 +121,24 @@ def merge(
     reason: Annotated[str, typer.Option(help="Why these are one person")],
 ) -> None:
     """Merge two persons (the second into the first)."""
-    svc = _svc()
-    try:
+    with running() as svc:
         merge_id = svc.people.merge(survivor, merged, by=by, reason=reason)
-    finally:
-        svc.close()
     out.print(f"merge {merge_id}: {merged} into {survivor}")
 
 
 @app.command("unmerge")
 def unmerge(merge_id: int, by: By) -> None:
     """Undo a merge exactly."""
-    svc = _svc()
-    try:
+    with running() as svc:
         svc.people.unmerge(merge_id, by=by)
-    finally:
-        svc.close()
     out.print(f"merge {merge_id} undone")
 
 
 @app.command("stats")
 def stats() -> None:
     """Persons, linked records, open reviews, flagged persons."""
-    svc = _svc()
-    try:
+    with running() as svc:
         _json(svc.people.counts())
-    finally:
-        svc.close()
 
 
 @app.command("train")
@@ -185,11 +151,8 @@ def train_cmd(
     from joinedup.people.estate import save_model, train_model
 
     settings = load_settings()
-    svc = _svc()
-    try:
+    with running(settings) as svc:
         model = train_model(svc.db, seed=seed)
-    finally:
-        svc.close()
     path = settings.effective_matching_model
     save_model(model, path)
     out.print(f"model trained on {model.summary.get('records')} records, saved to {path}")
@@ -212,11 +175,8 @@ def rebuild_cmd(
     from joinedup.people.matcher import matcher_from_file
 
     settings = load_settings()
-    svc = _svc()
-    try:
+    with running(settings) as svc:
         report = rebuild(svc.db, matcher_from_file(settings.effective_matching_model), apply=apply)
-    finally:
-        svc.close()
     _json(report.__dict__)
 
 
@@ -230,8 +190,7 @@ def chart(
     from joinedup.errors import InvalidInput
     from joinedup.people.charts import waterfall, weight_distribution
 
-    svc = _svc()
-    try:
+    with running() as svc:
         if kind == "weights":
             path = weight_distribution(svc.db, out_file)
         elif kind == "waterfall":
@@ -240,6 +199,4 @@ def chart(
             path = waterfall(svc.people.pair(pair), out_file)
         else:
             raise InvalidInput(f"unknown chart {kind!r}: use weights or waterfall")
-    finally:
-        svc.close()
     out.print(f"saved {path}")

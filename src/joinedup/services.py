@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
+from joinedup.access.consent_store import ConsentStore
 from joinedup.access.service import AccessService
 from joinedup.audit.service import AuditLog, build_audit_log
 from joinedup.auth.grants import TokenService
@@ -39,6 +40,7 @@ class Services:
     audit: AuditLog
     access: AccessService
     documents: DocumentRegistry
+    consents: ConsentStore
 
     def verifier(self) -> TokenVerifier:
         return TokenVerifier(
@@ -88,6 +90,7 @@ def build(settings: Settings, db: Database | None = None) -> Services:
         build_audit_log(settings, db),
         access,
         document_registry(settings, db),
+        ConsentStore(db),
     )
 
 

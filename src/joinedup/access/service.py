@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Table, and_, bindparam, false, or_, select
 
 from joinedup.access.consent import PersonConsents
+from joinedup.access.consent_store import directives_and_declarations
 from joinedup.access.decisions import Action, AuditLevel, Decision, Requester
 from joinedup.access.engine import DecisionPoint, PersonDecisions
 from joinedup.access.loader import load_agreement_files
@@ -36,7 +37,6 @@ from joinedup.access.world import (
     EVIDENCE_TYPES,
     RECENT_DAYS,
     Who,
-    consents_for,
     relationships_from,
     requester_for,
 )
@@ -179,6 +179,7 @@ class AccessService:
         self._lock = threading.Lock()
         self._compiled: DecisionPoint | None = None
         self._cache: _DecisionCache | None = None
+        self._agreement_ids: frozenset[str] = frozenset()
 
     # -- the compiled agreements ---------------------------------------------------
     def point(self) -> DecisionPoint:
@@ -207,7 +208,13 @@ class AccessService:
                 "the data sharing agreements cannot be loaded; the operator can run "
                 "`joinedup agreements check` to see why"
             ) from exc
+        self._agreement_ids = frozenset(a.id for a in agreements)
         return DecisionPoint(agreements, organisations, today)
+
+    def agreement_ids(self) -> frozenset[str]:
+        """Ids of every agreement loaded (in force or not), for checking references to them."""
+        self.point()
+        return self._agreement_ids
 
     # -- one person ----------------------------------------------------------------
     def for_patient(
@@ -268,13 +275,19 @@ class AccessService:
             person=person_id, reason=token.reason, action=action,
         )
         evidence = self._records.by_subject_on(conn, patients, types=EVIDENCE_TYPES)
+        # Read afresh on every request (no cache), so a new directive or declaration
+        # takes effect on the next read in every worker.
+        consents, declared = directives_and_declarations(
+            conn, person_id, patients, org=token.org, practitioner=practitioner,
+            today=point.today,
+        )
         relationships = relationships_from(
             (s.resource for s in evidence),
             Who(token.org, practitioner, token.team),
             point.today,
             recent_days=self.recent_days,
+            declared=declared,
         )
-        consents = consents_for(person_id)
         decided = self._decided(point, requester, consents, relationships)
         if decided is None:
             decisions = point.decide_for_person(requester, consents, relationships)

@@ -19,13 +19,9 @@ id, team code), so organisation-level evidence counts: a clinician of the
 trust that is treating the person has a relationship. That is the shared care
 record framework's usual reading; a per-team reading is a setting to add.
 
-**Consents**: there is no consent store yet, so every person has made no
-directives (``PersonConsents.none``). Objections, explicit consent and the
-national data opt-out are honoured by the decision point as soon as a store
-hands them in here.
-
-Self-declared relationships are not taken from the token yet (a reason
-claim is needed); ``relationships_from`` accepts them when they are.
+**Consents and self-declared relationships** are read from the consent
+store (``consent_store.directives_and_declarations``) and handed in here:
+``relationships_from(..., declared=...)`` adds the declarations.
 """
 
 from __future__ import annotations
@@ -88,7 +84,8 @@ def requester_for(
 
 
 def consents_for(person: str) -> PersonConsents:
-    """The person's consent directives in effect: none until a consent store exists."""
+    """A person who has made no directives (for tools and tests; the service reads
+    the consent store)."""
     return PersonConsents.none(person)
 
 

@@ -109,6 +109,7 @@ def up(
     ingest_exports(svc, exports)
     if _link_with_trained_model(settings):
         scripted_activity(settings, seed)
+    _record_consents(svc)
     base = f"http://{settings.host}:{settings.port}"
     out.rule("joinedup demo")
     out.print(_guide(svc, base))
@@ -199,6 +200,16 @@ def _link_with_trained_model(settings: Settings) -> bool:
         f"{report.open_reviews} pairs awaiting review"
     )
     return True
+
+
+def _record_consents(svc: Services) -> None:
+    from joinedup.demo.consents import record_demo_consents
+
+    for stored, org in record_demo_consents(svc):
+        d = stored.directive
+        what = d.organisation or (d.category.value if d.category else "") or d.agreement_id or ""
+        out.print(f"consent: {d.kind.value} {what} for person {stored.person_id} "
+                  f"(recorded by {org})")
 
 
 def scripted_activity(settings: Settings, seed: int) -> None:

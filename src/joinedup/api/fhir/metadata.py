@@ -72,7 +72,17 @@ def _resources() -> list[dict[str, Any]]:
                 }
             ]
         resources.append(entry)
-    return resources
+    resources.append(_CONSENT)
+    return sorted(resources, key=lambda r: r["type"])
+
+
+_CONSENT: dict[str, Any] = {
+    "type": "Consent",
+    "interaction": [{"code": "create"}, {"code": "read"}, {"code": "search-type"}],
+    "searchParam": [{"name": "patient", "type": "reference"}, {"name": "status", "type": "token"}],
+    "documentation": "A person's consent directives; recorded by an organisation holding a "
+    "record of the person (consents:write). See docs/reference/consent.md.",
+}
 
 
 @router.get("/metadata", summary="FHIR CapabilityStatement")

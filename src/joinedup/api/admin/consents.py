@@ -1,0 +1,92 @@
+"""Admin routes for consent directives (``consents:write``): record, list, read, withdraw.
+
+For the hub's operators and IG staff, e.g. loading national data opt-outs or
+recording a directive a person made in writing. The body of a new directive
+is a FHIR R4 Consent (the format directives are kept in); answers use the
+admin schema (``StoredConsent.as_dict`` with the stored ``resource``). Unlike
+``POST /fhir/Consent``, the recording organisation (the token's) need not hold
+a record of the person: the hub records for the whole area. Every change is a
+``consent.change`` audit event.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+
+from joinedup.access.consent import DirectiveStatus
+from joinedup.api.deps import Token, require, services
+from joinedup.api.fhir.consent import audit_change, recorder
+from joinedup.auth.permissions import Permission
+from joinedup.errors import InvalidInput, NotFound, Problem
+from joinedup.services import Services
+
+router = APIRouter(
+    prefix="/consents", tags=["admin: consent"],
+    dependencies=[Depends(require(Permission.CONSENTS_WRITE))],
+)
+Svc = Annotated[Services, Depends(services)]
+
+
+def _view(stored: Any) -> dict[str, Any]:
+    return {**stored.as_dict(), "resource": stored.resource}
+
+
+@router.post("", status_code=201, summary="Record a directive (a FHIR Consent body)")
+def create(request: Request, token: Token, svc: Svc, body: Annotated[Any, Body()]
+           ) -> dict[str, Any]:
+    stored = svc.consents.create(
+        body,
+        recorded_by_org=token.org,
+        recorded_by=recorder(token),
+        known_orgs=[o["code"] for o in svc.registry.list_orgs()],
+        known_agreements=svc.access.agreement_ids(),
+        holder_required=False,
+    )
+    audit_change(request, token, stored, "created")
+    return _view(stored)
+
+
+@router.get("", summary="A person's directives, by Patient id or person id")
+def list_consents(
+    svc: Svc,
+    patient: Annotated[str | None, Query()] = None,
+    person: Annotated[str | None, Query()] = None,
+    status: Annotated[str | None, Query(pattern="^(active|inactive)$")] = None,
+) -> list[dict[str, Any]]:
+    if (patient is None) == (person is None):
+        raise InvalidInput("say whose directives", [Problem("give exactly one of patient or person",
+                                                            "patient")])
+    patients = _patients(svc, patient, person)
+    found = svc.consents.for_patients(
+        patients, status=None if status is None else DirectiveStatus(status))
+    return [_view(c) for c in found]
+
+
+def _patients(svc: Services, patient: str | None, person: str | None) -> list[str]:
+    if person is not None:
+        found = svc.consents.patients_of_person(person)
+        if found is None:
+            raise NotFound(f"no person {person}")
+        return found
+    assert patient is not None
+    of = svc.consents.person_of_patient(patient.removeprefix("Patient/"))
+    if of is None:
+        raise NotFound(f"Patient/{patient} is not in the person index")
+    return sorted(p for ids in of[1].values() for p in ids)
+
+
+@router.get("/{consent_id}", summary="One directive")
+def read(svc: Svc, consent_id: str) -> dict[str, Any]:
+    stored = svc.consents.read(consent_id)
+    if stored is None:
+        raise NotFound(f"Consent/{consent_id} is not known")
+    return _view(stored)
+
+
+@router.post("/{consent_id}/revoke", summary="Withdraw a directive (kept, made inactive)")
+def revoke(request: Request, token: Token, svc: Svc, consent_id: str) -> dict[str, Any]:
+    stored = svc.consents.revoke(consent_id, by_org=token.org, by=recorder(token))
+    audit_change(request, token, stored, "revoked")
+    return _view(stored)

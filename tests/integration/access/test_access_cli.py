@@ -1,0 +1,70 @@
+"""`joinedup consent` (and `joinedup access explain`) as a user runs them: real processes
+on both databases, every problem listed, changes audited."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from joinedup.audit.events import AuditAction
+from joinedup.audit.queries import EventQuery, iter_events
+from joinedup.people.models import Person, PersonRecord
+from joinedup.storage.engine import Database
+from tests.integration.test_cli import _env, run
+
+
+def _area(db: Database, tmp_path: Path) -> dict[str, str]:
+    env = _env(db, tmp_path)
+    run("db", "upgrade", env=env, check=True)
+    run("keys", "init", env=env, check=True)
+    for code, kind in (("RWX", "acute-trust"), ("WCARERS", "charity")):
+        run("orgs", "add", code, "--name", code, "--kind", kind, env=env, check=True)
+    with db.session() as s:
+        s.add(Person(id="person-1"))
+        s.flush()
+        s.add(PersonRecord(record_id="Patient/p1", person_id="person-1", org_code="RWX",
+                           features={}, rule="nhs-number", linked_by="test"))
+    return env
+
+
+def test_add_list_and_revoke_a_directive(db: Database, tmp_path: Path) -> None:
+    env = _area(db, tmp_path)
+    r = run("consent", "add", "--org", "RWX", "--patient", "p1", "--kind", "objection",
+            "--to-org", "WCARERS", "--json", env=env, check=True)
+    made = json.loads(r.stdout)
+    assert made["kind"] == "objection"
+    assert made["person"] == "person-1"
+    listed = json.loads(run("consent", "list", "--person", "person-1", "--json", env=env,
+                            check=True).stdout)
+    assert [c["id"] for c in listed] == [made["id"]]
+    table = run("consent", "list", "--patient", "p1", env={**env, "COLUMNS": "200"},
+                check=True).stdout
+    assert "WCARERS" in table
+    assert "objection" in table
+    r = run("consent", "revoke", made["id"], "--org", "RWX", "--json", env=env, check=True)
+    assert json.loads(r.stdout)["status"] == "inactive"
+    r = run("consent", "revoke", made["id"], "--org", "RWX", env=env)
+    assert r.returncode == 4  # already withdrawn
+    events = list(iter_events(db, EventQuery(actions=frozenset({AuditAction.CONSENT_CHANGE}))))
+    assert sorted(e.event.detail["change"] for e in events) == ["created", "revoked"]
+    assert all(e.event.persons == ("person-1",) for e in events)
+
+
+def test_a_bad_directive_lists_every_problem(db: Database, tmp_path: Path) -> None:
+    env = _area(db, tmp_path)
+    r = run("consent", "add", "--org", "RWX", "--kind", "objection", "--category", "gossip",
+            "--start", "soon", env=env)
+    assert r.returncode == 2
+    assert "--patient" in r.stderr
+    r = run("consent", "add", "--org", "RWX", "--patient", "p1", "--kind", "maybe",
+            "--category", "gossip", "--start", "soon", env=env)
+    assert r.returncode == 2
+    for where in ("--kind", "--category", "--start"):
+        assert where in r.stderr
+    r = run("consent", "add", "--org", "RWX", "--patient", "nobody", "--kind",
+            "national-opt-out", env=env)
+    assert r.returncode == 2
+    assert "patient.reference" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = run("consent", "list", "--person", "nobody", env=env)
+    assert r.returncode == 3

@@ -127,7 +127,8 @@ def add(
                     for n, v in (("--patient", patient), ("--kind", kind)) if v is None]
         if problems:
             raise ConsentError("the directive is not valid", problems)
-        assert patient is not None and kind is not None
+        assert patient is not None
+        assert kind is not None
         resource = consent_from_options(patient, kind, to_org, category, agreement, start, end)
     with running() as svc:
         svc.registry.show_org(org)  # the recording organisation must exist

@@ -136,7 +136,7 @@ def test_the_decision_point_reads_directives_in_effect_and_live_declarations(
             conn, "person-1", patients, org="J81001", practitioner="J81001-P001",
             today=date(2027, 1, 2))
         assert later_on.opted_out == later.directive.id
-        expired, none = directives_and_declarations(
+        _, none = directives_and_declarations(
             conn, "person-1", patients, org="J81001", practitioner="J81001-P001", today=TODAY,
             now=datetime.now(UTC) + timedelta(days=2))
         assert none == ()

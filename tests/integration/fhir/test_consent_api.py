@@ -18,12 +18,11 @@ from joinedup.audit.events import AuditAction
 from joinedup.audit.queries import EventQuery
 from joinedup.auth.permissions import Permission
 from joinedup.services import Services
-from tests.integration.fhir.test_records_api import (
-    MISSING,
-    Demo,
-    _other_org_patient,
-    demo,  # noqa: F401 - the module's fixture, shared here
-)
+from tests.integration.fhir import test_records_api
+from tests.integration.fhir.test_records_api import MISSING, Demo, _other_org_patient
+
+demo = test_records_api.demo
+"""The records API tests' demo area fixture (module scope: built again for this module)."""
 
 pytestmark = pytest.mark.slow
 

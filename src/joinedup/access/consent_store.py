@@ -331,11 +331,11 @@ class ConsentStore:
             problems.append(Problem("at most 1000 characters", "reason"))
         if not 1 <= hours <= MAX_DECLARATION_HOURS:
             problems.append(Problem(f"must be 1 to {MAX_DECLARATION_HOURS} hours", "hours"))
+        if problems:  # before the lookup, so a bad request says nothing about the Patient
+            raise InvalidInput("the declaration is not valid", problems)
         found = self.person_of_patient(patient_id)
         if found is None:
             raise NotFound(f"Patient/{patient_id} is not known")
-        if problems:
-            raise InvalidInput("the declaration is not valid", problems)
         now = utcnow()
         row = DeclaredRelationshipRow(
             id=str(uuid.uuid4()), patient_id=patient_id, org_code=org,

@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Depends
 
 from joinedup.api.deps import authenticated
-from joinedup.api.fhir import audit, consent, metadata, mhd, records
+from joinedup.api.fhir import audit, consent, metadata, mhd, records, relationships
 
 router = APIRouter(prefix="/fhir")
 router.include_router(metadata.router)
@@ -12,6 +12,7 @@ protected = APIRouter(dependencies=[Depends(authenticated)])
 """Every /fhir route except the CapabilityStatement hangs off this router."""
 protected.include_router(audit.router)
 protected.include_router(consent.router)  # before records, whose /{type} would shadow it
+protected.include_router(relationships.router)
 protected.include_router(records.router)  # after audit: its /{type} would shadow /AuditEvent
 mhd.mount(router)  # before records: its /{type} would shadow MHD's routes
 router.include_router(protected)

@@ -69,7 +69,12 @@ def _resources() -> list[dict[str, Any]]:
                 {
                     "name": "everything",
                     "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
-                }
+                },
+                {
+                    "name": "declare-relationship",
+                    "definition": "https://joinedup.dev/fhir/OperationDefinition/"
+                    "Patient-declare-relationship",
+                },
             ]
         resources.append(entry)
     resources.append(_CONSENT)

@@ -1,0 +1,140 @@
+"""``POST /fhir/Patient/{id}/$declare-relationship``: a practitioner says they are caring
+for the person, and why.
+
+Body: a FHIR ``Parameters`` resource with ``reason`` (``valueString``, required:
+what the practitioner is doing for the person; no NHS numbers) and optionally
+``hours`` (``valueInteger``, 1 to 168, default 24). The token must carry
+``records:read``, a practitioner and a role, and a purpose of individual care.
+
+The declaration is kept for that many hours, for that practitioner of that
+organisation and the person (every Patient record linked to them). While it
+lasts, the decision point counts it as a **self-declared relationship**: it
+satisfies ``relationship_required`` only under agreements with
+``self_declared_relationship_allowed: true``, every read permitted on it is
+audited at the elevated level with the reason code
+``self-declared-relationship`` and an alert to the data owner's IG lead, and
+the declaration itself is a ``relationship.declare`` audit event carrying the
+stated reason; the IG lead's ``self-declared`` report lists both.
+
+If the declaration would let the practitioner see nothing of the person (no
+agreement accepts it, or the person is unknown), it is not kept and the answer
+is the 404 an unknown Patient gets; the attempt is still audited (outcome
+``deny``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Request
+from fastapi.responses import JSONResponse
+
+from joinedup.access.consent_store import DEFAULT_DECLARATION_HOURS, Declaration
+from joinedup.access.decisions import Action, AlertKind
+from joinedup.access.purposes import INDIVIDUAL_CARE, Purpose
+from joinedup.access.service import NOTHING_SERVED, requester_identity
+from joinedup.api.audit_trail import actor_of
+from joinedup.api.deps import Token, require, services
+from joinedup.audit.events import AuditAction, AuditEvent, Outcome, contains_nhs_number
+from joinedup.auth.permissions import Permission
+from joinedup.auth.tokens import AccessToken
+from joinedup.errors import Forbidden, InvalidInput, NotFound, Problem
+from joinedup.services import Services
+
+router = APIRouter(tags=["fhir: relationships"],
+                   dependencies=[Depends(require(Permission.RECORDS_READ))])
+FHIR_JSON = "application/fhir+json"
+Svc = Annotated[Services, Depends(services)]
+
+
+def _parameters(body: Any) -> tuple[str, int]:
+    """(reason, hours) from a Parameters body; every problem listed."""
+    if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
+        raise InvalidInput("the body must be a FHIR Parameters resource",
+                           [Problem("must be 'Parameters'", "resourceType")])
+    values: dict[str, Any] = {}
+    problems: list[Problem] = []
+    for i, p in enumerate(body.get("parameter") or []):
+        name = p.get("name") if isinstance(p, dict) else None
+        if name == "reason" and isinstance(p.get("valueString"), str):
+            values["reason"] = p["valueString"]
+        elif name == "hours" and isinstance(p.get("valueInteger"), int):
+            values["hours"] = p["valueInteger"]
+        else:
+            problems.append(Problem("expected reason (valueString) or hours (valueInteger)",
+                                    f"parameter[{i}]"))
+    reason = str(values.get("reason", "")).strip()
+    if not reason:
+        problems.append(Problem("a self-declared relationship needs a reason", "reason"))
+    elif contains_nhs_number(reason):
+        problems.append(Problem("must not contain an NHS number (it goes to the audit log)",
+                                "reason"))
+    if problems:
+        raise InvalidInput("the declaration is not valid", problems)
+    return reason, int(values.get("hours", DEFAULT_DECLARATION_HOURS))
+
+
+def _event(request: Request, token: AccessToken, outcome: Outcome, person: str | None,
+           patient: str, reason: str, detail: dict[str, Any],
+           alerts: list[dict[str, str]]) -> AuditEvent:
+    return AuditEvent(
+        action=AuditAction.RELATIONSHIP_DECLARE,
+        actor=actor_of(token),
+        outcome=outcome,
+        purpose=token.purpose,
+        persons=(person,) if person else (),
+        resources=(f"Patient/{patient}",),
+        reasons=() if outcome is Outcome.SUCCESS else (NOTHING_SERVED,),
+        obligations={"audit_level": "elevated", "alerts": alerts},
+        request_id=getattr(request.state, "request_id", None),
+        detail={"relationship_reason": reason, **detail},
+    )
+
+
+@router.post("/Patient/{id}/$declare-relationship", status_code=201,
+             summary="Declare a legitimate relationship with the person, with a reason")
+def declare_relationship(
+    id: str, request: Request, token: Token, svc: Svc, body: Annotated[Any, Body()]
+) -> JSONResponse:
+    practitioner, _role = requester_identity(token)
+    if token.purpose not in INDIVIDUAL_CARE or token.purpose is Purpose.EMERGENCY:
+        raise Forbidden("a relationship is declared acting for individual care (direct care, "
+                        "care coordination or safeguarding)")
+    reason, hours = _parameters(body)
+    declaration: Declaration | None = None
+    # An unknown Patient is answered below, as one the declaration shows nothing of.
+    with contextlib.suppress(NotFound):
+        declaration = svc.consents.declare(
+            id, org=token.org, practitioner=practitioner, reason=reason, hours=hours)
+    access = None if declaration is None else svc.access.for_patient(token, id, Action.READ)
+    visible = access is not None and _sees_something(svc, access)
+    if declaration is None or access is None or not visible:
+        if declaration is not None:
+            svc.consents.withdraw_declaration(declaration.id)
+        svc.audit.append([_event(request, token, Outcome.DENY,
+                                 None if access is None else access.person_id, id, reason,
+                                 {"hours": hours}, [])])
+        raise NotFound(f"Patient/{id} is not known")
+    alerts = sorted({a.to_org for a in access.decisions.alerts()
+                     if a.kind is AlertKind.SELF_DECLARED_RELATIONSHIP})
+    svc.audit.append([_event(
+        request, token, Outcome.SUCCESS, declaration.person_id, id, reason,
+        {"declaration": declaration.id, "hours": hours,
+         "expires_at": declaration.expires_at.isoformat()},
+        [{"kind": AlertKind.SELF_DECLARED_RELATIONSHIP.value, "to_org": o} for o in alerts],
+    )])
+    return JSONResponse({
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "declaration", "valueString": declaration.id},
+            {"name": "reason", "valueString": declaration.reason},
+            {"name": "expires", "valueDateTime": declaration.expires_at.isoformat()},
+            *({"name": "alerted", "valueString": o} for o in alerts),
+        ],
+    }, status_code=201, media_type=FHIR_JSON)
+
+
+def _sees_something(svc: Services, access: Any) -> bool:
+    """Whether the requester, with the declaration, gets anything of the person's records."""
+    return bool(svc.records.by_subject(access.patient_ids, where=access.where(), limit=1))

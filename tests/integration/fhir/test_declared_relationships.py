@@ -1,0 +1,135 @@
+"""Self-declared relationships over the demo care system, on both databases: a declaration
+with a reason makes the decision point count a relationship where an agreement accepts
+that; reads on it are audited at the raised level with an alert to the data owner's IG
+lead and reported in the IG lead's self-declared report; a declaration that would show
+nothing is not kept and answers what an unknown Patient answers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from joinedup.access.purposes import Purpose
+from joinedup.audit.events import AuditAction
+from joinedup.audit.queries import EventQuery
+from joinedup.auth.permissions import Permission
+from joinedup.demo.area import build_area
+from tests.integration.fhir import test_records_api
+from tests.integration.fhir.test_records_api import MISSING, SEED, Demo
+
+demo = test_records_api.demo
+"""The records API tests' demo area fixture (module scope: built again for this module)."""
+
+pytestmark = pytest.mark.slow
+
+DIRECT_CARE_PARTIES = ("RWX", "RWM", "RWC", "J81001", "J81002")
+"""wessex-direct-care: relationship required, self-declared relationships accepted."""
+
+
+def _declare(reason: str | None, hours: int | None = None) -> dict[str, Any]:
+    params: list[dict[str, Any]] = []
+    if reason is not None:
+        params.append({"name": "reason", "valueString": reason})
+    if hours is not None:
+        params.append({"name": "hours", "valueInteger": hours})
+    return {"resourceType": "Parameters", "parameter": params}
+
+
+def _stranger(demo: Demo) -> tuple[str, dict[str, str]]:
+    """A clinician of a direct-care party that holds no record of the person and has
+    no relationship with them in the records (so sees nothing yet)."""
+    patient = demo.patients["RWC"][0]
+    for p in build_area(SEED).practitioners():
+        if p.org_code not in DIRECT_CARE_PARTIES or p.org_code in demo.patients:
+            continue
+        if p.role.value != "clinician":
+            continue
+        issued = demo.svc.issuer.issue(
+            org=p.org_code, client_id=f"{p.org_code.lower()}-app", purpose=Purpose.DIRECT_CARE,
+            scopes=frozenset({Permission.RECORDS_READ}), practitioner=p.id, role="clinician",
+            team=p.team_code)
+        headers = {"Authorization": f"Bearer {issued.access_token}"}
+        r = demo.client.get(f"/fhir/Patient/{patient}/$everything", headers=headers)
+        if r.status_code == 404:
+            return p.org_code, headers
+    pytest.skip("every direct-care party already has a relationship with the demo person")
+
+
+def test_a_declared_relationship_counts_where_an_agreement_accepts_it(demo: Demo) -> None:
+    org, headers = _stranger(demo)
+    patient = demo.patients["RWC"][0]
+    r = demo.client.post(f"/fhir/Patient/{patient}/$declare-relationship",
+                         json=_declare("Seeing them at home for a new wound", 4),
+                         headers=headers)
+    assert r.status_code == 201, r.text
+    answer = {p["name"]: p.get("valueString") or p.get("valueDateTime")
+              for p in r.json()["parameter"]}
+    expires = datetime.fromisoformat(answer["expires"])
+    assert timedelta(hours=3) < expires - datetime.now(UTC) <= timedelta(hours=4)
+
+    seen = demo.client.get(f"/fhir/Patient/{patient}/$everything", headers=headers)
+    assert seen.status_code == 200
+    assert seen.json()["total"] >= 1
+
+    reads = demo.svc.audit.search(EventQuery(actions=frozenset({AuditAction.RECORD_READ}),
+                                             person=demo.person, org=org))
+    read = reads[0].event
+    assert "self-declared-relationship" in read.reasons
+    assert read.obligations["audit_level"] == "elevated"
+    assert {"kind": "self-declared-relationship", "to_org": "RWC"} in read.obligations["alerts"]
+    declared = demo.svc.audit.search(EventQuery(
+        actions=frozenset({AuditAction.RELATIONSHIP_DECLARE}), person=demo.person, org=org))
+    assert declared[0].event.detail["relationship_reason"] == "Seeing them at home for a new wound"
+
+    day = datetime.now(UTC)
+    report = demo.svc.audit.report("self-declared", day - timedelta(hours=1),
+                                   day + timedelta(hours=1))
+    mine = [row for row in report.rows if row["org"] == org]
+    assert {row["action"] for row in mine} >= {"relationship.declare", "record.read"}
+
+
+def test_a_declaration_that_shows_nothing_is_not_kept_and_looks_like_an_unknown_patient(
+    demo: Demo,
+) -> None:
+    patient = demo.patients["RWC"][0]
+    issued = demo.svc.issuer.issue(
+        org="JHUB", client_id="jhub-app", purpose=Purpose.DIRECT_CARE,
+        scopes=frozenset({Permission.RECORDS_READ}), practitioner="JHUB-P001", role="clinician")
+    outsider = {"Authorization": f"Bearer {issued.access_token}"}
+    real = demo.client.post(f"/fhir/Patient/{patient}/$declare-relationship",
+                            json=_declare("just curious"), headers=outsider)
+    fake = demo.client.post(f"/fhir/Patient/{MISSING}/$declare-relationship",
+                            json=_declare("just curious"), headers=outsider)
+    assert real.status_code == fake.status_code == 404
+    assert real.text.replace(patient, MISSING) == fake.text
+    after = demo.client.get(f"/fhir/Patient/{patient}/$everything", headers=outsider)
+    assert after.status_code == 404
+    denied = demo.svc.audit.search(EventQuery(
+        actions=frozenset({AuditAction.RELATIONSHIP_DECLARE}), org="JHUB"))
+    assert {e.event.outcome.value for e in denied} == {"deny"}
+
+
+def test_a_declaration_needs_a_reason_without_nhs_numbers(demo: Demo) -> None:
+    patient = demo.patients["RWC"][0]
+    for body, where in (
+        (_declare(None, 9999), {"reason"}),
+        (_declare("NHS 943 476 5919 asked", None), {"reason"}),
+        ({"resourceType": "Parameters", "parameter": [{"name": "why", "valueString": "x"}]},
+         {"parameter[0]", "reason"}),
+    ):
+        r = demo.client.post(f"/fhir/Patient/{patient}/$declare-relationship", json=body,
+                             headers=demo.insider)
+        assert r.status_code == 400, r.text
+        assert {e for i in r.json()["issue"] for e in i.get("expression", [])} == where
+    r = demo.client.post(f"/fhir/Patient/{patient}/$declare-relationship",
+                         json=_declare("reason", 9999), headers=demo.insider)
+    assert r.status_code == 400
+    emergency = demo.svc.issuer.issue(
+        org="RWC", client_id="rwc-app", purpose=Purpose.EMERGENCY, reason="collapse",
+        scopes=frozenset({Permission.RECORDS_READ}), practitioner="RWC-P001", role="clinician")
+    r = demo.client.post(f"/fhir/Patient/{patient}/$declare-relationship",
+                         json=_declare("reason"),
+                         headers={"Authorization": f"Bearer {emergency.access_token}"})
+    assert r.status_code == 403

@@ -312,6 +312,7 @@ def _mount_subcommands() -> None:
     """Packages with their own command groups; mounted here, in one place."""
     from joinedup.access.cli import app as agreements_app
     from joinedup.access.consent_cli import app as consent_app
+    from joinedup.access.explain_cli import app as access_app
     from joinedup.audit.cli import app as audit_app
     from joinedup.demo.commands import demo_app
     from joinedup.people.cli import app as people_app
@@ -320,6 +321,7 @@ def _mount_subcommands() -> None:
     app.add_typer(demo_app, name="demo", help="The Wessex demo care system.")
     app.add_typer(agreements_app, name="agreements")
     app.add_typer(consent_app, name="consent")
+    app.add_typer(access_app, name="access")
     app.add_typer(people_app, name="people")
     app.add_typer(audit_app, name="audit")
     app.command("ingest")(sources_cli.ingest)

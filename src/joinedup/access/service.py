@@ -29,6 +29,7 @@ from joinedup.access.consent import PersonConsents
 from joinedup.access.consent_store import directives_and_declarations
 from joinedup.access.decisions import Action, AuditLevel, Decision, Requester
 from joinedup.access.engine import DecisionPoint, PersonDecisions
+from joinedup.access.explain import Explanation, explain
 from joinedup.access.loader import load_agreement_files
 from joinedup.access.minimise import AsStored, apply_decisions, serve_plan
 from joinedup.access.purposes import Purpose
@@ -295,6 +296,26 @@ class AccessService:
         table, visible = decided
         decisions = PersonDecisions(point, requester, consents, relationships, table)
         return PersonAccess(person_id, patients, decisions, visible)
+
+    def explain(self, token: AccessToken, person: str) -> Explanation:
+        """Every decision ``token``'s requester gets about ``person`` (a person index id
+        or a Patient id), made exactly as a read makes them, for each organisation
+        holding a record of the person. ``NotFound`` for an unknown person."""
+        try:
+            view = self._people.person(person)
+        except NotFound:
+            try:
+                view = self._people.person(
+                    self._people.person_of(f"Patient/{person.removeprefix('Patient/')}"))
+            except NotFound:
+                raise NotFound(f"no person or Patient {person!r} is known") from None
+        patients = tuple(sorted(
+            ref.split("/", 1)[1] for refs in view.records.values() for ref in refs
+            if ref.startswith("Patient/")
+        ))
+        with self._records.read_connection() as conn:
+            access = self._access(conn, token, view.person_id, patients, Action.READ)
+        return explain(access.decisions, view.records)
 
     def _decided(
         self,

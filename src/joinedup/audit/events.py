@@ -63,6 +63,8 @@ class AuditAction(StrEnum):
     """An IG lead's review of a break-glass event (``detail.reviewed_seq``)."""
     AUDIT_QUERY = "audit.query"
     """Someone read the audit log itself (reports, searches, access reports)."""
+    ACCESS_EXPLAIN = "access.explain"
+    """Someone asked what a requester may see of a person (``joinedup access explain``)."""
 
 
 READ_ACTIONS = frozenset(

@@ -68,3 +68,42 @@ def test_a_bad_directive_lists_every_problem(db: Database, tmp_path: Path) -> No
     assert "Traceback" not in r.stderr
     r = run("consent", "list", "--person", "nobody", env=env)
     assert r.returncode == 3
+
+
+def test_explain_shows_each_decision_and_is_audited(db: Database, tmp_path: Path) -> None:
+    from joinedup.access.purposes import Purpose
+    from joinedup.auth.permissions import Permission
+    from joinedup.config import Settings
+    from joinedup.services import build
+
+    env = _area(db, tmp_path)
+    run("consent", "add", "--org", "RWX", "--patient", "p1", "--kind", "objection",
+        "--category", "mental-health", env=env, check=True)
+    svc = build(Settings(data_dir=tmp_path, database_url=env["JOINEDUP_DATABASE_URL"]), db=db)
+    token = svc.issuer.issue(org="RWX", client_id="rwx-epr", purpose=Purpose.DIRECT_CARE,
+                             scopes=frozenset({Permission.RECORDS_READ}),
+                             practitioner="RWX-P1", role="clinician").access_token
+    r = run("access", "explain", "--token", token, "--person", "person-1", "--json",
+            env=env, check=True)
+    found = json.loads(r.stdout)
+    assert found["owners"] == ["RWX"]
+    assert list(found["consents"]["objections_to_categories"]) == ["mental-health"]
+    rows = {(d["owner"], d["category"]): d for d in found["decisions"]}
+    # Own organisation: every category, every sensitivity, permitted, the objection aside.
+    own = rows[("RWX", "mental-health")]
+    assert own["effect"] == "permit"
+    assert own["reasons"] == ["own-organisation"]
+    assert own["sensitivities"] == ["N", "R", "V"]
+    assert "own-organisation" in found["reasons"]
+    table = run("access", "explain", "--token", token, "--person", "Patient/p1",
+                env={**env, "COLUMNS": "220"}, check=True).stdout
+    assert "own-organisation" in table
+    assert "objects to mental-health" in table
+    r = run("access", "explain", "--token", token, "--person", "nobody", env=env)
+    assert r.returncode == 3
+    assert "Traceback" not in r.stderr
+    events = list(iter_events(db, EventQuery(actions=frozenset({AuditAction.ACCESS_EXPLAIN}))))
+    assert [(e.event.persons, e.event.outcome.value) for e in events] == [
+        (("person-1",), "success"), (("person-1",), "success"), ((), "failure")]
+    assert events[0].event.detail["explained"]["practitioner"] == "RWX-P1"
+    svc.close()

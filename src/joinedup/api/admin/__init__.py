@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter, Depends
 
-from joinedup.api.admin import audit, consents, feeds, orgs, people
+from joinedup.api.admin import access, audit, consents, feeds, orgs, people
 from joinedup.api.deps import authenticated
 
 router = APIRouter(prefix="/admin", dependencies=[Depends(authenticated)])
@@ -11,3 +11,4 @@ router.include_router(people.router)
 router.include_router(feeds.router)
 router.include_router(audit.router)
 router.include_router(consents.router)
+router.include_router(access.router)

@@ -17,13 +17,18 @@ import sys
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[3]
 DOC = ROOT / "docs" / "reference" / "access-decisions.md"
 sys.path.insert(0, str(ROOT / "src"))
 
 from joinedup.access.agreements import Agreement  # noqa: E402
-from joinedup.access.consent import ConsentDirective, DirectiveKind  # noqa: E402
+from joinedup.access.consent import (  # noqa: E402
+    ConsentDirective,
+    DirectiveKind,
+    DirectiveStatus,
+)
 from joinedup.access.decisions import REASON_DESCRIPTIONS, Decision, ReasonCode  # noqa: E402
 from joinedup.access.loader import load_agreement  # noqa: E402
 from joinedup.access.relationships import Relationship, RelationshipKind  # noqa: E402
@@ -140,7 +145,8 @@ class Row:
     relationship: str = "care-team"
     consents: tuple[str, ...] = ()
     """``objects-to:ORG``, ``objects-to:CATEGORY``, ``opted-out``,
-    ``consents-to:ORG``, ``consents-under:AGREEMENT``."""
+    ``consents-to:ORG``, ``consents-under:AGREEMENT``; prefixed ``withdrawn:`` (made
+    inactive), ``from:YYYY-MM-DD:`` or ``until:YYYY-MM-DD:`` (its period)."""
     reason: str | None = None
     """The break-glass reason given, if any."""
     obligations: str = ""
@@ -150,8 +156,15 @@ class Row:
 def directives(row: Row) -> list[ConsentDirective]:
     out = []
     for n, item in enumerate(row.consents):
+        common: dict[str, Any] = {"id": f"c{n}", "person": PERSON, "recorded": TODAY}
+        while item.startswith(("withdrawn:", "from:", "until:")):
+            prefix, _, item = item.partition(":")
+            if prefix == "withdrawn":
+                common["status"] = DirectiveStatus.INACTIVE
+            else:
+                when, _, item = item.partition(":")
+                common["start" if prefix == "from" else "end"] = date.fromisoformat(when)
         kind, _, target = item.partition(":")
-        common = {"id": f"c{n}", "person": PERSON, "recorded": TODAY}
         if kind == "opted-out":
             out.append(ConsentDirective(kind=DirectiveKind.NATIONAL_OPT_OUT, **common))
         elif kind == "objects-to" and target in {c.value for c in DataCategory}:
@@ -444,6 +457,37 @@ TABLES: dict[str, tuple[str, list[Row]]] = {
                 relationship="none", obligations="audit elevated"),
         ],
     ),
+    "Directives over time and in conflict": (
+        "A directive applies while it is active and within its period; a withdrawn one "
+        "is kept (for history) but decides nothing. When directives conflict, the "
+        "denial wins: an objection to an organisation beats an explicit consent to it.",
+        [
+            Row("a withdrawn objection no longer applies", **GP_READS_HOSPITAL,
+                category="medications", expect="permit", reasons=("agreement",),
+                agreement="wessex-direct-care", consents=("withdrawn:objects-to:J81001",)),
+            Row("an objection from a later date does not apply yet", **GP_READS_HOSPITAL,
+                category="medications", expect="permit", reasons=("agreement",),
+                agreement="wessex-direct-care",
+                consents=("from:2027-01-01:objects-to:J81001",)),
+            Row("an objection that has ended no longer applies", **GP_READS_HOSPITAL,
+                category="medications", expect="permit", reasons=("agreement",),
+                agreement="wessex-direct-care",
+                consents=("until:2026-11-21:objects-to:J81001",)),
+            Row("an objection in its period applies", **GP_READS_HOSPITAL,
+                category="medications", expect="deny", reasons=("objection-to-organisation",),
+                consents=("from:2026-11-01:until:2026-12-31:objects-to:J81001",)),
+            Row("an objection beats an explicit consent to the same organisation",
+                "WCARERS", "caseworker", "care-coordination", "RWX", "carers", "deny",
+                ("objection-to-organisation",),
+                consents=("consents-to:WCARERS", "objects-to:WCARERS")),
+            Row("a withdrawn explicit consent no longer counts", "WCARERS", "caseworker",
+                "care-coordination", "RWX", "carers", "deny", ("explicit-consent-required",),
+                agreement="carers-support", consents=("withdrawn:consents-to:WCARERS",)),
+            Row("a withdrawn opt-out no longer applies", "JHUB", "data-steward", "planning",
+                "RWX", "conditions", "permit", ("agreement",), agreement="population-planning",
+                consents=("withdrawn:opted-out",), relationship="none"),
+        ],
+    ),
     "Several agreements": (
         "When several agreements cover a request, any one that passes decides (the "
         "lowest id and version first). If none passes, the one that got furthest "
@@ -500,6 +544,16 @@ def render() -> str:
         "Obligations: fields to withhold; an alert to the data owner's IG lead "
         "(break-glass, self-declared relationship); the audit level (standard, elevated, "
         "break-glass); whether a denial may be shown as a REDACTED placeholder.",
+        "",
+        "## Where the inputs come from",
+        "",
+        "In the service, a person's consent directives come from the consent store and "
+        "a practitioner's relationships from the person's records (care teams, open "
+        "episodes, referrals, recent encounters) and from their own declarations, all "
+        "read afresh for each request ([consent.md](consent.md)). To see every decision "
+        "a real requester gets about a real person, with these reasons: "
+        "`joinedup access explain --token T --person P` or `POST /admin/access/explain` "
+        "(audited as `access.explain`).",
         "",
         "## Agreements in the tables",
         "",

@@ -205,11 +205,17 @@ def _link_with_trained_model(settings: Settings) -> bool:
 def _record_consents(svc: Services) -> None:
     from joinedup.demo.consents import record_demo_consents
 
-    for stored, org in record_demo_consents(svc):
+    made = record_demo_consents(svc)
+    for stored, org in made:
         d = stored.directive
         what = d.organisation or (d.category.value if d.category else "") or d.agreement_id or ""
         out.print(f"consent: {d.kind.value} {what} for person {stored.person_id} "
                   f"(recorded by {org})")
+    if made:
+        person = made[0][0].person_id
+        out.print(f"  See them: .venv/bin/joinedup consent list --person {person}\n"
+                  "  What a practitioner may see, and why: .venv/bin/joinedup access explain "
+                  f"--token $CLINICIAN --person {person}")
 
 
 def scripted_activity(settings: Settings, seed: int) -> None:

@@ -14,6 +14,7 @@ from joinedup.audit.changes import local_actor
 from joinedup.people.models import PersonRecord
 from joinedup.services import Services
 
+RECORDED_BY = "system/joinedup-demo"
 DIRECTIVES: tuple[tuple[str, str | None, str | None, str | None], ...] = (
     # (kind, to organisation, category, agreement)
     ("objection", "WPOLICE", None, None),
@@ -26,10 +27,11 @@ DIRECTIVES: tuple[tuple[str, str | None, str | None, str | None], ...] = (
 
 
 def record_demo_consents(svc: Services) -> list[tuple[StoredConsent, str]]:
-    """Record the demo's directives once (a database that has any is left alone).
+    """Record the demo's directives once (a database that has them is left alone).
     Returns each directive with the organisation that recorded it."""
     with svc.db.session() as s:
-        if s.scalar(select(func.count()).select_from(ConsentRow)):
+        if s.scalar(select(func.count()).select_from(ConsentRow)
+                    .where(ConsentRow.recorded_by == RECORDED_BY)):
             return []
         orgs = func.count(func.distinct(PersonRecord.org_code))
         # People known to several organisations, the best-connected first (deterministic).
@@ -59,7 +61,7 @@ def record_demo_consents(svc: Services) -> list[tuple[StoredConsent, str]]:
         org, ref = records[person][0]
         resource = consent_from_options(ref, kind, to_org, category, agreement, None, None)
         stored = svc.consents.create(
-            resource, recorded_by_org=org, recorded_by="system/joinedup-demo",
+            resource, recorded_by_org=org, recorded_by=RECORDED_BY,
             known_orgs=orgs_known, known_agreements=agreements, holder_required=True,
         )
         svc.audit.append([change_event(stored, local_actor(org), "created",

@@ -170,3 +170,20 @@ def test_recording_needs_consents_write(demo: Demo) -> None:
     assert all(c["person"] == demo.person for c in listed.json())
     assert demo.client.get("/admin/consents", params={"person": MISSING},
                            headers=_admin(demo)).status_code == 404
+
+
+def test_the_demo_records_its_directives_once(demo: Demo) -> None:
+    from joinedup.demo.consents import DIRECTIVES, record_demo_consents
+
+    made = record_demo_consents(demo.svc)
+    try:
+        assert len(made) == len(DIRECTIVES)
+        assert len({s.person_id for s, _ in made}) == len(made)  # one person each
+        kinds = sorted(s.directive.kind.value for s, _ in made)
+        assert kinds == sorted(k for k, *_ in DIRECTIVES)
+        for stored, org in made:  # recorded by an organisation holding a record of them
+            assert org in demo.svc.consents.person_of_patient(stored.directive.person)[1]
+        assert record_demo_consents(demo.svc) == []  # a later `demo up` adds nothing
+    finally:
+        for stored, _ in made:
+            demo.svc.consents.revoke(stored.directive.id, by_org="JHUB", by="test")

@@ -151,3 +151,29 @@ def test_a_declaration_needs_a_reason_and_a_known_patient(store: ConsentStore) -
     assert {p.location for p in caught.value.problems} == {"reason", "hours"}
     with pytest.raises(NotFound):
         store.declare("nobody", org="J81001", practitioner="J81001-P001", reason="x")
+
+
+def test_a_directive_follows_its_record_through_a_merge_and_its_undoing(
+    store: ConsentStore, db: Database,
+) -> None:
+    from joinedup.people.index import PersonIndex
+
+    made = _create(store, consent_from_options("p2-rwx", "objection", "WPOLICE", None, None,
+                                               None, None))
+    people = PersonIndex(db, None)  # type: ignore[arg-type]  # merging needs no matcher
+
+    def objections(patient: str) -> set[str]:
+        person, by_org = store.person_of_patient(patient) or ("", {})
+        with db.engine.connect() as conn:
+            consents, _ = directives_and_declarations(
+                conn, person, [p for ids in by_org.values() for p in ids], org="RWX",
+                practitioner="RWX-P001", today=TODAY)
+        return set(consents.objected_orgs.values())
+
+    assert objections("p1-gp") == set()
+    merge = people.merge("person-1", "person-2", by="steward", reason="same person")
+    assert objections("p1-gp") == {made.directive.id}  # now one person: it applies
+    assert store.read(made.directive.id).person_id == "person-1"  # type: ignore[union-attr]
+    people.unmerge(merge, by="steward")
+    assert objections("p1-gp") == set()
+    assert objections("p2-rwx") == {made.directive.id}

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import statistics
 import sys
 import time
@@ -96,6 +97,7 @@ def main() -> None:
     rng = random.Random(20261203)
     name = f"joinedup_bench_consent_{uuid.uuid4().hex[:8]}"
     admin = None
+    folder: Path | None = None
     if args.sqlite:
         folder = Path(os.environ.get("TMPDIR", "/tmp")) / name
         folder.mkdir()
@@ -139,6 +141,8 @@ def main() -> None:
         print(f"load after: {'/'.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:
         db.dispose()
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
         if admin is not None:
             with admin.connect() as conn:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))

@@ -145,8 +145,8 @@ def add(
 
 
 def _audit(svc: Services, stored: StoredConsent, org: str, change: str) -> None:
-    svc.audit.append([change_event(stored, local_actor(org), change,
-                                   purpose=Purpose.ADMINISTRATION)])
+    svc.consents.audited(svc.audit.append, stored, change_event(
+        stored, local_actor(org), change, purpose=Purpose.ADMINISTRATION))
 
 
 @app.command("list")

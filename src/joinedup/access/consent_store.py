@@ -313,6 +313,32 @@ class ConsentStore:
         found = self.person_of_patient(row.patient_id)
         return self._stored(row, found[0] if found else "")
 
+    def undo(self, stored: StoredConsent, change: str) -> None:
+        """Take back a change whose audit event could not be written, so that no
+        change stands without its event: a creation is deleted, a withdrawal reverted."""
+        with self._db.session() as s:
+            row = s.get(ConsentRow, stored.directive.id, with_for_update=True)
+            if row is None or row.version != stored.version:
+                return  # changed again since: leave it
+            if change == "created":
+                s.delete(row)
+            elif change == "revoked":
+                row.status = DirectiveStatus.ACTIVE.value
+                row.version -= 1
+                row.updated_at = utcnow()
+                row.resource = _fhir_resource(_directive(row), row.recorded_by_org, row.version,
+                                              row.updated_at)
+
+    def audited(self, append: Callable[[list[AuditEvent]], object], stored: StoredConsent,
+                event: AuditEvent) -> None:
+        """Write the change's audit event; if the log refuses it, undo the change and
+        re-raise (the caller gets 503 / exit 69 and nothing changed)."""
+        try:
+            append([event])
+        except BaseException:
+            self.undo(stored, str(event.detail.get("change")))
+            raise
+
     # -- self-declared relationships -----------------------------------------
     def declare(
         self,

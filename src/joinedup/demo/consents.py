@@ -64,7 +64,7 @@ def record_demo_consents(svc: Services) -> list[tuple[StoredConsent, str]]:
             resource, recorded_by_org=org, recorded_by=RECORDED_BY,
             known_orgs=orgs_known, known_agreements=agreements, holder_required=True,
         )
-        svc.audit.append([change_event(stored, local_actor(org), "created",
-                                       purpose=Purpose.ADMINISTRATION)])
+        svc.consents.audited(svc.audit.append, stored, change_event(
+            stored, local_actor(org), "created", purpose=Purpose.ADMINISTRATION))
         done.append((stored, org))
     return done

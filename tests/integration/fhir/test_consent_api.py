@@ -187,3 +187,30 @@ def test_the_demo_records_its_directives_once(demo: Demo) -> None:
     finally:
         for stored, _ in made:
             demo.svc.consents.revoke(stored.directive.id, by_org="JHUB", by="test")
+
+
+def test_no_change_stands_when_its_audit_event_cannot_be_written(demo: Demo) -> None:
+    from tests.support import audit_store_refuses_writes
+
+    patients = [p for ids in demo.patients.values() for p in ids]
+    before = [c.directive.id for c in demo.svc.consents.for_patients(patients)]
+    made = demo.client.post("/fhir/Consent", json=consent_from_options(
+        demo.patients["RWC"][0], "national-opt-out", None, None, None, None, None),
+        headers=_rwc_writer(demo))
+    assert made.status_code == 201
+    with audit_store_refuses_writes(demo.svc.db):
+        refused = demo.client.post("/fhir/Consent", json=consent_from_options(
+            demo.patients["RWC"][0], "objection", "J81001", None, None, None, None),
+            headers=_rwc_writer(demo))
+        assert refused.status_code == 503
+        assert refused.json()["resourceType"] == "OperationOutcome"
+        revoke = demo.client.post(f"/admin/consents/{made.json()['id']}/revoke",
+                                  headers=_admin(demo))
+        assert revoke.status_code == 503
+    after = demo.svc.consents.for_patients(patients)
+    assert {c.directive.id for c in after} == {*before, made.json()["id"]}  # nothing new
+    kept = demo.svc.consents.read(made.json()["id"])
+    assert kept is not None
+    assert kept.directive.status.value == "active"  # the withdrawal was undone
+    assert kept.version == 1
+    demo.client.post(f"/admin/consents/{made.json()['id']}/revoke", headers=_admin(demo))

@@ -103,11 +103,13 @@ def create_consent(
 
 def audit_change(request: Request, token: AccessToken, stored: StoredConsent, change: str
                  ) -> None:
-    """The ``consent.change`` event, before the answer (503 if the log cannot take it)."""
-    request.app.state.services.audit.append([change_event(
+    """The ``consent.change`` event, before the answer; if the log cannot take it the
+    change is undone and the caller gets 503."""
+    svc: Services = request.app.state.services
+    svc.consents.audited(svc.audit.append, stored, change_event(
         stored, actor_of(token), change, purpose=token.purpose,
         request_id=getattr(request.state, "request_id", None),
-    )])
+    ))
 
 
 def _base(request: Request) -> str:

@@ -133,3 +133,16 @@ def test_a_declaration_needs_a_reason_without_nhs_numbers(demo: Demo) -> None:
                          json=_declare("reason"),
                          headers={"Authorization": f"Bearer {emergency.access_token}"})
     assert r.status_code == 403
+
+
+def test_no_declaration_stands_when_its_audit_event_cannot_be_written(demo: Demo) -> None:
+    from tests.support import audit_store_refuses_writes
+
+    _org, headers = _stranger(demo)
+    patient = demo.patients["RWC"][0]
+    with audit_store_refuses_writes(demo.svc.db):
+        r = demo.client.post(f"/fhir/Patient/{patient}/$declare-relationship",
+                             json=_declare("visiting today"), headers=headers)
+        assert r.status_code == 503
+    assert demo.client.get(f"/fhir/Patient/{patient}/$everything",
+                           headers=headers).status_code == 404

@@ -118,12 +118,16 @@ def declare_relationship(
         raise NotFound(f"Patient/{id} is not known")
     alerts = sorted({a.to_org for a in access.decisions.alerts()
                      if a.kind is AlertKind.SELF_DECLARED_RELATIONSHIP})
-    svc.audit.append([_event(
-        request, token, Outcome.SUCCESS, declaration.person_id, id, reason,
-        {"declaration": declaration.id, "hours": hours,
-         "expires_at": declaration.expires_at.isoformat()},
-        [{"kind": AlertKind.SELF_DECLARED_RELATIONSHIP.value, "to_org": o} for o in alerts],
-    )])
+    try:
+        svc.audit.append([_event(
+            request, token, Outcome.SUCCESS, declaration.person_id, id, reason,
+            {"declaration": declaration.id, "hours": hours,
+             "expires_at": declaration.expires_at.isoformat()},
+            [{"kind": AlertKind.SELF_DECLARED_RELATIONSHIP.value, "to_org": o} for o in alerts],
+        )])
+    except BaseException:  # no declaration stands without its event (503 follows)
+        svc.consents.withdraw_declaration(declaration.id)
+        raise
     return JSONResponse({
         "resourceType": "Parameters",
         "parameter": [

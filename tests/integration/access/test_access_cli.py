@@ -102,8 +102,22 @@ def test_explain_shows_each_decision_and_is_audited(db: Database, tmp_path: Path
     r = run("access", "explain", "--token", token, "--person", "nobody", env=env)
     assert r.returncode == 3
     assert "Traceback" not in r.stderr
+    # Without a token: a practitioner of the registry, simulated.
+    run("orgs", "add-practitioner", "RWX", "RWX-P1", "--name", "Dr A", "--role", "clinician",
+        env=env, check=True)
+    r = run("access", "explain", "--org", "RWX", "--practitioner", "RWX-P1", "--purpose",
+            "planning", "--person", "person-1", "--json", env=env, check=True)
+    simulated = json.loads(r.stdout)
+    assert simulated["requester"]["role"] == "clinician"
+    # Planning: no own-organisation rule, no agreement; sealed categories say so first.
+    assert {d["reasons"][0] for d in simulated["decisions"]} == {"no-agreement", "sealed-category"}
+    r = run("access", "explain", "--org", "RWX", "--practitioner", "RWX-P1", "--purpose",
+            "emergency", "--person", "person-1", env=env)
+    assert r.returncode == 2
+    assert "--reason" in r.stderr
     events = list(iter_events(db, EventQuery(actions=frozenset({AuditAction.ACCESS_EXPLAIN}))))
     assert [(e.event.persons, e.event.outcome.value) for e in events] == [
-        (("person-1",), "success"), (("person-1",), "success"), ((), "failure")]
+        (("person-1",), "success"), (("person-1",), "success"), ((), "failure"),
+        (("person-1",), "success")]
     assert events[0].event.detail["explained"]["practitioner"] == "RWX-P1"
     svc.close()

@@ -552,8 +552,14 @@ def render() -> str:
         "episodes, referrals, recent encounters) and from their own declarations, all "
         "read afresh for each request ([consent.md](consent.md)). To see every decision "
         "a real requester gets about a real person, with these reasons: "
-        "`joinedup access explain --token T --person P` or `POST /admin/access/explain` "
-        "(audited as `access.explain`).",
+        "`joinedup access explain --token T --person P` (or `--org O --practitioner X "
+        "--purpose P [--reason R]` to simulate a practitioner of the registry; the role "
+        "and team come from the registry) or `POST /admin/access/explain` with "
+        "`{\"token\": T, \"person\": P}` (`audit:read`). It decides exactly as a read "
+        "does and lists, per owner organisation holding a record of the person, each "
+        "category and sensitivity with the decision, reason codes, agreement, the consent "
+        "directive that decided and the obligations, and the meaning of each reason code. "
+        "Explaining is audited (`access.explain`); an unknown person is not found.",
         "",
         "## Agreements in the tables",
         "",

@@ -109,8 +109,8 @@ def up(
     ingest_exports(svc, exports)
     if _link_with_trained_model(settings):
         scripted_activity(settings, seed)
-    _record_consents(svc)
     base = f"http://{settings.host}:{settings.port}"
+    _record_consents(svc)
     out.rule("joinedup demo")
     out.print(_guide(svc, base))
     out.rule()
@@ -202,22 +202,6 @@ def _link_with_trained_model(settings: Settings) -> bool:
     return True
 
 
-def _record_consents(svc: Services) -> None:
-    from joinedup.demo.consents import record_demo_consents
-
-    made = record_demo_consents(svc)
-    for stored, org in made:
-        d = stored.directive
-        what = d.organisation or (d.category.value if d.category else "") or d.agreement_id or ""
-        out.print(f"consent: {d.kind.value} {what} for person {stored.person_id} "
-                  f"(recorded by {org})")
-    if made:
-        person = made[0][0].person_id
-        out.print(f"  See them: .venv/bin/joinedup consent list --person {person}\n"
-                  "  What a practitioner may see, and why: .venv/bin/joinedup access explain "
-                  f"--token $CLINICIAN --person {person}")
-
-
 def scripted_activity(settings: Settings, seed: int) -> None:
     """A morning in Wessex: reads of one person's joined-up record, one of them break-glass,
     through the real FHIR API in-process, so the audit log and access report have content."""
@@ -291,6 +275,22 @@ def scripted_activity(settings: Settings, seed: int) -> None:
         f"{person}\n  or GET /fhir/Patient/{patient}/$access-report with an IG lead's token "
         "(joinedup token --org JHUB --purpose governance)"
     )
+
+
+def _record_consents(svc: Services) -> None:
+    from joinedup.demo.consents import record_demo_consents
+
+    made = record_demo_consents(svc)
+    for stored, org in made:
+        d = stored.directive
+        what = d.organisation or (d.category.value if d.category else "") or d.agreement_id or ""
+        out.print(f"consent: {d.kind.value} {what} for person {stored.person_id} "
+                  f"(recorded by {org})")
+    if made:
+        person = made[0][0].person_id
+        out.print(f"  See them: .venv/bin/joinedup consent list --person {person}\n"
+                  "  What a practitioner may see, and why: .venv/bin/joinedup access explain "
+                  f"--token $CLINICIAN --person {person}")
 
 
 @app.command("client-token")

@@ -14,6 +14,11 @@ organisations that care for them.
   the person; anyone else gets what an unknown id or patient gets (404, or an
   empty searchset).
 
+Consent resources that arrive in an organisation's feed are records like any
+other (access-filtered, in ``$everything``) but are not directives the decision
+point enforces; ``GET /fhir/Consent/{id}`` falls back to them (through the
+records route), the search lists directives only.
+
 Withdrawal is through the admin API and the CLI (``joinedup consent revoke``).
 Every change is a ``consent.change`` audit event; every read a ``record.read``
 or ``record.search`` event, written before the answer.
@@ -31,6 +36,7 @@ from joinedup.access.consent_store import StoredConsent, change_event
 from joinedup.access.service import NOTHING_SERVED, requester_identity
 from joinedup.api.audit_trail import actor_of
 from joinedup.api.deps import Token, require, services
+from joinedup.api.fhir import records
 from joinedup.audit.events import AuditAction, AuditEvent, Outcome
 from joinedup.auth.permissions import Permission
 from joinedup.auth.tokens import AccessToken
@@ -121,8 +127,10 @@ def _base(request: Request) -> str:
 def read_consent(id: str, request: Request, token: Token, svc: Svc) -> JSONResponse:
     requester_identity(token)
     stored = svc.consents.read(id)
-    held = None if stored is None else _holds_record(svc, token.org, stored.directive.person)
-    if stored is None or held is None:
+    if stored is None:  # a Consent that arrived in an organisation's feed, if any
+        return records.read("Consent", id, request, token, svc)
+    held = _holds_record(svc, token.org, stored.directive.person)
+    if held is None:
         _audit_read(svc, request, token, AuditAction.RECORD_READ, f"Consent/{id}", None, [])
         raise NotFound(f"Consent/{id} is not known")
     _audit_read(svc, request, token, AuditAction.RECORD_READ, f"Consent/{id}", held[0],

@@ -76,18 +76,15 @@ def _resources() -> list[dict[str, Any]]:
                     "Patient-declare-relationship",
                 },
             ]
+        if rtype == "Consent":  # the consent store answers these (joinedup.api.fhir.consent)
+            entry["interaction"].insert(0, {"code": "create"})
+            entry["searchParam"] = [{"name": "patient", "type": "reference"},
+                                    {"name": "status", "type": "token"}]
+            entry["documentation"] = (
+                "A person's consent directives; recorded by an organisation holding a "
+                "record of the person (consents:write). See docs/reference/consent.md.")
         resources.append(entry)
-    resources.append(_CONSENT)
-    return sorted(resources, key=lambda r: r["type"])
-
-
-_CONSENT: dict[str, Any] = {
-    "type": "Consent",
-    "interaction": [{"code": "create"}, {"code": "read"}, {"code": "search-type"}],
-    "searchParam": [{"name": "patient", "type": "reference"}, {"name": "status", "type": "token"}],
-    "documentation": "A person's consent directives; recorded by an organisation holding a "
-    "record of the person (consents:write). See docs/reference/consent.md.",
-}
+    return resources
 
 
 @router.get("/metadata", summary="FHIR CapabilityStatement")

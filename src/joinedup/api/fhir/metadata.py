@@ -48,6 +48,14 @@ def capability_statement(base: str) -> dict[str, Any]:
     }
 
 
+def _includes(rtype: str) -> list[str]:
+    from joinedup.records.params import SEARCH_PARAMS, Kind
+
+    names = [n for n, p in sorted(SEARCH_PARAMS[rtype].items())
+             if p.kind in (Kind.REFERENCE, Kind.SUBJECT)]
+    return [f"{rtype}:{n}" for n in names] + ([f"{rtype}:*"] if names else [])
+
+
 def _resources() -> list[dict[str, Any]]:
     from joinedup.records.params import SEARCH_PARAMS, Kind
 
@@ -55,7 +63,15 @@ def _resources() -> list[dict[str, Any]]:
     for rtype in sorted(SEARCH_PARAMS):
         entry: dict[str, Any] = {
             "type": rtype,
-            "interaction": [{"code": "read"}, {"code": "search-type"}],
+            "interaction": [
+                {"code": "read"},
+                {"code": "vread"},
+                {"code": "history-instance"},
+                {"code": "search-type"},
+            ],
+            "versioning": "versioned",
+            "readHistory": True,
+            "searchInclude": _includes(rtype),
             "searchParam": [
                 {
                     "name": name,

@@ -43,6 +43,15 @@ def capability_statement(base: str) -> dict[str, Any]:
                     "see /.well-known/smart-configuration",
                 },
                 "resource": _resources(),
+                "searchParam": [
+                    {"name": "_id", "type": "token"},
+                    {"name": "_lastUpdated", "type": "date"},
+                    {"name": "_count", "type": "number"},
+                    {"name": "_offset", "type": "number",
+                     "documentation": "paging: the index of the first match to return"},
+                    {"name": "_sort", "type": "string",
+                     "documentation": "_id, _lastUpdated or -_lastUpdated"},
+                ],
             }
         ],
     }

@@ -69,7 +69,8 @@ FHIR_JSON = "application/fhir+json"
 MAX_CANDIDATES = 200
 """A Patient search decides for at most this many matching Patient records
 (the first by id); a search matching more should be narrowed."""
-_IGNORED = frozenset({"_format", "_pretty", "_summary", "_total"})
+_IGNORED = frozenset({"_format", "_pretty", "_summary", "_total", "_totalMethod"})
+"""Accepted and ignored: formatting hints, and total modes (the total is always exact)."""
 Svc = Annotated[Services, Depends(services)]
 
 

@@ -258,10 +258,19 @@ def pick_targets(settings: Any, seed: int, base: str, want: int) -> list[Target]
 
 
 # -- servers and load ----------------------------------------------------------------------
+PORTS = range(8110, 8120)
+"""The ports this project's benchmark servers may listen on (loopback only)."""
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    for port in PORTS:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise SystemExit("no free port in 8110-8119")
 
 
 class Server:

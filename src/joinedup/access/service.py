@@ -420,9 +420,17 @@ class Served:
     considered: set[str] = field(default_factory=set)
     """Persons whose records were decided on (served or not)."""
 
-    def add(self, access: PersonAccess, stored: StoredResource, result: dict[str, Any]) -> None:
+    def add(
+        self,
+        access: PersonAccess,
+        stored: StoredResource,
+        result: dict[str, Any],
+        *,
+        reference: str | None = None,
+    ) -> None:
+        """``reference``: what to list as served, if not ``Type/id`` (a version)."""
         self.persons.add(access.person_id)
-        self.resources.append(stored.reference)
+        self.resources.append(reference or stored.reference)
         decision = access.decisions_for(stored)
         self.decisions[(stored.org_code, stored.category, stored.sensitivity)] = decision
         if not decision.permitted:

@@ -11,6 +11,7 @@ from joinedup import __version__
 from joinedup.api import admin, fhir, problems, public
 from joinedup.api.observe import Metrics, ObserveMiddleware
 from joinedup.api.routes import RouteTemplates
+from joinedup.auth.cache import CachingVerifier
 from joinedup.services import Services
 
 DESCRIPTION = """
@@ -37,7 +38,7 @@ def create_app(svc: Services) -> FastAPI:
     )
     metrics = Metrics()
     app.state.services = svc
-    app.state.verifier = svc.verifier()
+    app.state.verifier = CachingVerifier(svc.verifier())
     app.state.metrics = metrics
     problems.install(app)
     app.include_router(public.router)

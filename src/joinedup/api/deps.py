@@ -16,8 +16,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from joinedup.auth.cache import Verifier
 from joinedup.auth.permissions import Permission
-from joinedup.auth.tokens import AccessToken, TokenVerifier
+from joinedup.auth.tokens import AccessToken
 from joinedup.errors import Forbidden, Unauthenticated
 from joinedup.services import Services
 
@@ -37,7 +38,7 @@ async def authenticated(
         if request.headers.get("authorization"):
             raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
         raise Unauthenticated("this route needs a bearer token from /oauth2/token")
-    verifier: TokenVerifier = request.app.state.verifier
+    verifier: Verifier = request.app.state.verifier  # a CachingVerifier (auth.cache)
     token = verifier.verify(credentials.credentials)
     request.state.token = token
     return token

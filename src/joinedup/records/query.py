@@ -111,6 +111,25 @@ class Criterion:
     """Any of these (OR)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Include:
+    """``_include=<type>:<param>[:<target type>]``: also return what the matches'
+    ``param`` references point at (``param`` "*": every reference parameter)."""
+
+    param: str
+    target_type: str | None = None
+
+    @classmethod
+    def parse(cls, resource_type: str, text: str) -> Include:
+        parts = text.split(":")
+        if len(parts) not in (2, 3) or not all(parts):
+            raise ValueError("must be <type>:<parameter> or <type>:<parameter>:<target type>")
+        source, param = parts[0], parts[1]
+        if source not in ("*", resource_type):
+            raise ValueError(f"a {resource_type} search can only include {resource_type}:...")
+        return cls(param, parts[2] if len(parts) == 3 else None)
+
+
 class Sort(StrEnum):
     ID = "_id"
     LAST_UPDATED = "_lastUpdated"
@@ -132,6 +151,8 @@ class Query:
     sort: Sort = Sort.ID
     count: int = 50
     offset: int = 0
+    includes: tuple[Include, ...] = ()
+    """``_include``: resources the matches reference, returned beside them (not counted)."""
 
     def __post_init__(self) -> None:
         problems = check(self)
@@ -159,11 +180,39 @@ def check(q: Query) -> list[Problem]:
                 problems.append(Problem(f"is a {p.kind.value} parameter", c.param))
             elif isinstance(v, StringValue) and not v.key(p):
                 problems.append(Problem("needs at least one letter or digit", c.param))
+    for inc in q.includes:
+        problems.extend(_include_problems(q.resource_type, inc))
     if not 0 <= q.count <= MAX_COUNT:
         problems.append(Problem(f"must be between 0 and {MAX_COUNT}", "_count"))
     if q.offset < 0:
         problems.append(Problem("must not be negative", "_offset"))
     return problems
+
+
+def include_params(resource_type: str, inc: Include) -> list[SearchParam]:
+    """The reference parameters ``inc`` follows (``*``: all of the type's)."""
+    params = SEARCH_PARAMS[resource_type]
+    if inc.param == "*":
+        return [p for _, p in sorted(params.items()) if p.kind in _REFERENCE_KINDS]
+    p = params.get(inc.param)
+    return [p] if p is not None and p.kind in _REFERENCE_KINDS else []
+
+
+_REFERENCE_KINDS = (Kind.REFERENCE, Kind.SUBJECT)
+
+
+def _include_problems(resource_type: str, inc: Include) -> list[Problem]:
+    if not include_params(resource_type, inc):
+        names = ", ".join(
+            n for n, p in sorted(SEARCH_PARAMS[resource_type].items()) if p.kind in _REFERENCE_KINDS
+        )
+        return [Problem(
+            f"{resource_type} has no reference parameter {inc.param!r} to include "
+            f"(it has: {names or 'none'}, or *)", "_include"
+        )]
+    if inc.target_type is not None and inc.target_type not in SEARCH_PARAMS:
+        return [Problem(f"the store holds no {inc.target_type!r} resources", "_include")]
+    return []
 
 
 def _unknown(resource_type: str, name: str) -> str:
@@ -193,20 +242,30 @@ def parse_query(
     criteria: list[Criterion] = []
     ids: list[str] = []
     last_updated: list[DateValue] = []
+    includes: list[Include] = []
     sort, count, offset, active_only = Sort.ID, 50, 0, False
     for raw_name, raw in pairs:
         name, _, modifier = raw_name.partition(":")
         try:
-            if name == "_id":
+            if name in _UNSUPPORTED:
+                problems.append(Problem(_UNSUPPORTED[name], raw_name))
+            elif name == "_include":
+                if modifier:
+                    raise ValueError(f"_include:{modifier} is not supported (no iteration)")
+                inc = Include.parse(resource_type, raw)
+                found = _include_problems(resource_type, inc)
+                problems.extend(Problem(f.message, raw_name) for f in found)
+                includes.append(inc)
+            elif name == "_id":
                 ids += [v for v in raw.split(",") if v]
             elif name == "_lastUpdated":
                 last_updated.append(DateValue.parse(raw))
             elif name == "_sort":
                 sort = Sort(raw)
             elif name == "_count":
-                count = int(raw)
+                count = _integer(raw)
             elif name == "_offset":
-                offset = int(raw)
+                offset = _integer(raw)
             elif name == "_active":
                 active_only = raw == "true"
             elif name not in known:
@@ -226,7 +285,28 @@ def parse_query(
         sort,
         count,
         offset,
+        tuple(includes),
     )
+
+
+_UNSUPPORTED = {
+    "_revinclude": "is not supported; search the other type with patient=<id> instead",
+    "_has": "is not supported",
+    "_elements": "is not supported",
+    "_contained": "is not supported",
+    "_query": "is not supported",
+    "_filter": "is not supported",
+    "_text": "is not supported",
+    "_content": "is not supported",
+}
+"""FHIR result parameters this server does not implement: refused, not ignored,
+so a caller never mistakes an unfiltered answer for a filtered one."""
+
+
+def _integer(raw: str) -> int:
+    if not raw.isdigit():
+        raise ValueError("must be a whole number")
+    return int(raw)
 
 
 def _criterion(p: SearchParam, modifier: str, raw: str) -> Criterion:
@@ -250,11 +330,13 @@ __all__ = [
     "MAX_COUNT",
     "Criterion",
     "DateValue",
+    "Include",
     "Query",
     "ReferenceValue",
     "Sort",
     "StringValue",
     "TokenValue",
     "Value",
+    "include_params",
     "parse_query",
 ]

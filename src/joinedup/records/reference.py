@@ -147,3 +147,42 @@ def search(
         hits.sort(key=lambda r: r.key[1])
     page = hits[q.offset : q.offset + q.count]
     return len(hits), [r.key for r in page]
+
+
+def included(
+    records: Iterable[Record],
+    q: Query,
+    page: Iterable[tuple[str, str]],
+    allowed: frozenset[tuple[str, str]] | None = None,
+) -> list[tuple[str, str]]:
+    """Keys of what ``q.includes`` reach from the ``page`` of matches, among
+    ``records`` (and ``allowed``), sorted by type and id, the matches left out."""
+    from joinedup.records.params import SEARCH_PARAMS
+
+    by_key = {r.key: r for r in records}
+    page_keys = list(page)
+    params = SEARCH_PARAMS[q.resource_type]
+    wanted: set[tuple[str, str]] = set()
+    for key in page_keys:
+        resource = by_key[key].resource
+        for inc in q.includes:
+            names = sorted(params) if inc.param == "*" else [inc.param]
+            for name in names:
+                p = params[name]
+                if p.kind is Kind.SUBJECT:
+                    ident = subject_id(resource)
+                    targets = {("Patient", ident)} if ident else set()
+                elif p.kind is Kind.REFERENCE:
+                    targets = {
+                        ref for path in p.paths for value in walk(resource, path)
+                        for ref in references(value)
+                    }
+                else:
+                    continue
+                wanted |= {t for t in targets if inc.target_type in (None, t[0])}
+    found = [
+        k for k in wanted - set(page_keys)
+        if k in by_key
+        and (allowed is None or (by_key[k].org_code, by_key[k].category) in allowed)
+    ]
+    return sorted(found)

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, and_, bindparam, delete, func, select
 
+from joinedup.records.include import include_targets
 from joinedup.records.params import index_rows
 from joinedup.records.query import Query
 from joinedup.records.search import Filter, order_by, where_clauses
@@ -161,19 +162,40 @@ class RecordStore:
         *,
         where: Filter | None = None,
         limit: int = 100,
+        offset: int = 0,
     ) -> list[StoredResource]:
         """Versions, newest first (only those the filter permits)."""
+        return self.history_page(
+            resource_type, resource_id, where=where, limit=limit, offset=offset, total=False
+        ).items
+
+    def history_page(
+        self,
+        resource_type: str,
+        resource_id: str,
+        *,
+        where: Filter | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        total: bool = True,
+    ) -> Page:
+        """A page of versions, newest first, and how many the filter permits in all."""
         h = history.c
-        stmt = (
-            _history_select()
-            .where(h.resource_type == resource_type, h.id == resource_id)
-            .order_by(h.version_id.desc())
-            .limit(limit)
-        )
+        clauses = [h.resource_type == resource_type, h.id == resource_id]
         if where is not None:
-            stmt = stmt.where(where(history))
+            clauses.append(where(history))
+        stmt = (
+            _history_select().where(*clauses).order_by(h.version_id.desc())
+            .limit(limit).offset(offset)
+        )
         with self._db.engine.connect() as conn:
-            return [_stored(row) for row in conn.execute(stmt)]
+            items = [_stored(row) for row in conn.execute(stmt)] if limit else []
+            count = None
+            if total:
+                count = int(conn.execute(
+                    select(func.count()).select_from(history).where(*clauses)
+                ).scalar_one())
+        return Page(count, items)
 
     def get_many(
         self, keys: Iterable[tuple[str, str]], *, where: Filter | None = None
@@ -194,6 +216,16 @@ class RecordStore:
                         stmt = stmt.where(where(resources))
                     out.extend(_stored(row) for row in conn.execute(stmt.order_by(r.id)))
         return out
+
+    def included(
+        self, query: Query, items: Sequence[StoredResource], *, where: Filter | None = None
+    ) -> list[StoredResource]:
+        """What ``query.includes`` reach from ``items``, read through ``where``: a
+        target the filter leaves out is not there, as if it did not exist."""
+        if not query.includes or not items:
+            return []
+        keys = include_targets(query, ((s.resource, s.subject_id) for s in items))
+        return self.get_many(sorted(keys), where=where) if keys else []
 
     # -- many -------------------------------------------------------------------------
     def search(self, query: Query, *, where: Filter | None = None, total: bool = True) -> Page:

@@ -4,9 +4,11 @@ agreement, exactly the answers an unknown person gets; minimisation; audit."""
 
 from __future__ import annotations
 
+import copy
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -38,8 +40,10 @@ from joinedup.demo.area import build_area
 from joinedup.demo.commands import ingest_exports
 from joinedup.demo.load import load_area
 from joinedup.errors import NotFound
-from joinedup.labels import DataCategory, Sensitivity
+from joinedup.labels import CATEGORY_SYSTEM, DataCategory, Sensitivity
 from joinedup.nhs_number import NHS_NUMBER_SYSTEM
+from joinedup.records.store import StoredResource
+from joinedup.records.writer import PreparedUnit, RecordWriter, WriteContext, prepare
 from joinedup.services import Services, build
 from joinedup.storage.engine import Database
 from tests.conftest import _empty_all_tables
@@ -227,6 +231,14 @@ def test_search_finds_the_person_by_nhs_number_and_their_records_by_patient(demo
 # -- outside every agreement: exactly what an unknown person gets --------------------
 
 
+def _postcode(resource: dict[str, Any]) -> str | None:
+    """The Patient's first postcode, without spaces (so it appears so in URLs)."""
+    for address in resource.get("address", []):
+        if address.get("postalCode"):
+            return str(address["postalCode"]).replace(" ", "")
+    return None
+
+
 def _requests(
     demo: Demo, patient: str, resource: dict[str, Any]
 ) -> list[tuple[str, dict[str, str]]]:
@@ -244,9 +256,35 @@ def _requests(
     ]
     if nhs:
         out.append(("/fhir/Patient", {"identifier": f"{NHS_NUMBER_SYSTEM}|{nhs}"}))
+    out += [
+        (f"/fhir/Patient/{patient}/_history", {}),
+        (f"/fhir/Patient/{patient}/_history/1", {}),
+        (f"/fhir/Patient/{patient}/_history/2", {}),
+        (f"/fhir/Patient/{patient}/_history/x", {}),
+        (f"/fhir/Patient/{patient}/_history", {"_count": "1", "_offset": "1"}),
+        (f"/fhir/Patient/{patient}/_history", {"_since": "2020"}),
+        ("/fhir/Patient", {"family": name["family"], "_include": "Patient:general-practitioner"}),
+        ("/fhir/Patient", {"address-postalcode": "ZZ99 9ZZ", "family": name["family"]}),
+        ("/fhir/Patient", {"family": name["family"], "colour": "red"}),
+    ]
+    postcode = _postcode(resource)
+    if postcode:
+        out.append(("/fhir/Patient", {"address-postalcode": postcode, "family": name["family"]}))
     for rtype in ("Encounter", "Condition", "Observation", "EpisodeOfCare", "CareTeam"):
         out.append((f"/fhir/{rtype}", {"patient": patient}))
         out.append((f"/fhir/{rtype}", {"subject": f"Patient/{patient}", "_count": "5"}))
+        out.append((f"/fhir/{rtype}", {"patient": patient, "_count": "1", "_offset": "1"}))
+        out.append((f"/fhir/{rtype}", {"patient": patient, "_include": f"{rtype}:*"}))
+        out.append((f"/fhir/{rtype}", {"patient": patient, "_include": "*:patient"}))
+        out.append((f"/fhir/{rtype}", {"patient": patient, "_revinclude": "Flag:patient"}))
+        out.append((f"/fhir/{rtype}", {"patient": patient, "bogus": "1", "_count": "x"}))
+    for rtype, params in (
+        ("Condition", {"code": "http://snomed.info/sct|44054006", "category": "problem-list-item"}),
+        ("Condition", {"recorded-date": "ge2000-01-01", "_include": "Condition:encounter"}),
+        ("Encounter", {"date": "ge2000-01-01", "identifier": "x", "_sort": "-_lastUpdated"}),
+        ("Observation", {"code": "x", "date": "lt2100", "category": "vital-signs"}),
+    ):
+        out.append((f"/fhir/{rtype}", {"patient": patient, **params}))
     return out
 
 
@@ -267,6 +305,9 @@ def test_outside_every_agreement_is_the_same_as_a_person_who_does_not_exist(
     for i in resource.get("identifier", []):
         if i["system"] == NHS_NUMBER_SYSTEM:
             fakes[i["value"]] = "9999999999"
+    postcode = _postcode(resource)
+    if postcode:
+        fakes[postcode] = "ZZ999ZZ"
     checked = 0
     for path, params in _requests(demo, patient, resource):
 
@@ -282,15 +323,16 @@ def test_outside_every_agreement_is_the_same_as_a_person_who_does_not_exist(
         assert real.status_code == unknown.status_code, (path, params)
         assert fake(real.text) == unknown.text, (path, params)
         checked += 1
-    # and every other resource of the person, read by id
+    # and every other resource of the person, read by id, by version and its history
     for entry in everything["entry"]:
         rtype, rid = entry["resource"]["resourceType"], entry["resource"]["id"]
-        real = demo.client.get(f"/fhir/{rtype}/{rid}", headers=demo.outsider)
-        unknown = demo.client.get(f"/fhir/{rtype}/{MISSING}", headers=demo.insider)
-        assert real.status_code == unknown.status_code == 404
-        assert real.text.replace(rid, MISSING) == unknown.text
-        checked += 1
-    assert checked > 15
+        for suffix in ("", "/_history", "/_history/1"):
+            real = demo.client.get(f"/fhir/{rtype}/{rid}{suffix}", headers=demo.outsider)
+            unknown = demo.client.get(f"/fhir/{rtype}/{MISSING}{suffix}", headers=demo.insider)
+            assert real.status_code == unknown.status_code == 404
+            assert real.text.replace(rid, MISSING) == unknown.text
+            checked += 1
+    assert checked > 60
 
 
 # -- minimisation, audit, failing closed --------------------------------------------
@@ -554,3 +596,161 @@ def test_everything_follows_a_merge_and_its_undoing(demo: Demo) -> None:
     finally:
         demo.svc.people.unmerge(merge, by="test")
     assert ids() == before
+
+
+# -- versions: vread and _history ----------------------------------------------------
+# (last in the module: they write new versions of the demo's records)
+
+
+def _write_version(demo: Demo, stored: StoredResource, **changes: Any) -> int:
+    """A new version of ``stored`` through the store's writer, with ``category``
+    relabelled and/or top-level elements replaced; returns its version id."""
+    resource = copy.deepcopy(stored.resource)
+    category = changes.pop("category", None)
+    if category is not None:
+        for coding in resource["meta"]["security"]:
+            if coding["system"] == CATEGORY_SYSTEM:
+                coding["code"] = category
+    resource.update(changes)
+    when = datetime.now(UTC)
+    with demo.svc.db.engine.begin() as conn:
+        writer = RecordWriter(conn, WriteContext(stored.org_code, stored.feed_id, "test", when))
+        prepared, problems = prepare(resource, allowed_categories=None)
+        assert prepared is not None, problems
+        writer.write([PreparedUnit(1, stored.source_id, (prepared,))])
+    now = demo.svc.records.read(stored.resource_type, stored.id)
+    assert now is not None
+    return now.version_id
+
+
+def _owner_headers(demo: Demo, org: str) -> dict[str, str]:
+    staff = next(p for p in build_area(SEED).practitioners() if p.org_code == org)
+    return _headers(demo.svc, org, staff.id, staff.role.value, team=staff.team_code)
+
+
+def _versions(demo: Demo, headers: dict[str, str], ref: str) -> list[str]:
+    r = demo.client.get(f"/fhir/{ref}/_history", headers=headers)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    Bundle.model_validate(body)
+    assert body["type"] == "history"
+    assert body["total"] == len(body["entry"])
+    return [e["resource"]["meta"]["versionId"] for e in body["entry"]]
+
+
+@pytest.mark.slow
+def test_past_versions_are_served_only_where_both_they_and_the_current_one_may_be_seen(
+    demo: Demo,
+) -> None:
+    """The rule: a version is served when the caller may see the current version and
+    that version, each by its own labels. Anything else answers exactly as a version
+    that does not exist."""
+    _org, patient = _other_org_patient(demo)
+    everything = demo.client.get(
+        f"/fhir/Patient/{patient}/$everything", headers=demo.insider
+    ).json()
+    shown = [
+        e["resource"] for e in everything["entry"]
+        if e["resource"]["resourceType"] == "Condition"
+        and "REDACTED" not in str(e["resource"]["meta"])
+    ]
+    stored = next(
+        s for s in (demo.svc.records.read("Condition", r["id"]) for r in shown)
+        if s is not None and s.org_code != "RWC"  # a record another organisation owns
+    )
+    ref = stored.reference
+    owner = _owner_headers(demo, stored.org_code)
+    sealed = _write_version(demo, stored, category="sexual-health")
+    assert sealed == stored.version_id + 1
+    again = demo.svc.records.read("Condition", stored.id)
+    assert again is not None
+    back = _write_version(demo, again, category=stored.category)
+    v1, v2, v3 = str(stored.version_id), str(sealed), str(back)
+
+    assert _versions(demo, demo.insider, ref) == [v3, v1]  # the sealed version is not there
+    assert _versions(demo, owner, ref) == [v3, v2, v1]  # its owner sees them all
+    ok = demo.client.get(f"/fhir/{ref}/_history/{v1}", headers=demo.insider)
+    assert ok.status_code == 200
+    assert ok.json()["meta"]["versionId"] == v1
+    assert ok.headers["content-type"].startswith("application/fhir+json")
+
+    def looks_missing(path: str, headers: dict[str, str]) -> None:
+        real = demo.client.get(path, headers=headers)
+        unknown = demo.client.get(path.replace(stored.id, MISSING), headers=demo.insider)
+        assert real.status_code == unknown.status_code == 404, path
+        assert real.text.replace(stored.id, MISSING) == unknown.text
+
+    looks_missing(f"/fhir/{ref}/_history/{v2}", demo.insider)
+    looks_missing(f"/fhir/{ref}/_history/99", demo.insider)
+    page = demo.client.get(f"/fhir/{ref}/_history", params={"_count": 1}, headers=owner).json()
+    assert page["total"] == 3
+    assert len(page["entry"]) == 1
+    assert [link["relation"] for link in page["link"]] == ["self", "next"]
+
+    # Now the current version is sealed: no version is served, not even those
+    # the caller could see before.
+    final = demo.svc.records.read("Condition", stored.id)
+    assert final is not None
+    _write_version(demo, final, category="sexual-health")
+    for path in (f"/fhir/{ref}", f"/fhir/{ref}/_history", f"/fhir/{ref}/_history/{v1}"):
+        looks_missing(path, demo.insider)
+        assert demo.client.get(path, headers=owner).status_code == 200
+
+    events = [e.event for e in demo.svc.audit.search(EventQuery(limit=30))]
+    reads = [e for e in events if e.action is AuditAction.RECORD_READ and e.actor.org == "RWC"]
+    assert any(f"{ref}/_history/{v1}" in e.resources for e in reads)
+    assert any({f"{ref}/_history/{v3}", f"{ref}/_history/{v1}"} <= set(e.resources)
+               for e in reads)
+
+
+@pytest.mark.slow
+def test_include_follows_references_only_to_what_the_caller_may_see_of_that_person(
+    demo: Demo,
+) -> None:
+    _org, patient = _other_org_patient(demo)
+    r = demo.client.get(
+        "/fhir/Encounter",
+        params={"patient": patient, "_include": "Encounter:patient"},
+        headers=demo.insider,
+    )
+    assert r.status_code == 200, r.text
+    bundle = r.json()
+    Bundle.model_validate(bundle)
+    matches = [e for e in bundle["entry"] if e["search"]["mode"] == "match"]
+    included = [e["resource"] for e in bundle["entry"] if e["search"]["mode"] == "include"]
+    assert matches
+    assert bundle["total"] == len(matches)  # includes are not counted
+    assert [(x["resourceType"], x["id"]) for x in included] == [("Patient", patient)]
+
+    # A Condition of this person made to point at an Encounter of someone else that
+    # the caller may read on its own: the include does not follow it.
+    mine = {p for ps in demo.patients.values() for p in ps}
+    theirs = next(
+        s for s in demo.svc.records.iter_current("Encounter")
+        if s.org_code == "RWC" and s.subject_id not in mine
+    )
+    assert demo.client.get(f"/fhir/{theirs.reference}", headers=demo.insider).status_code == 200
+    condition = next(
+        s for s in demo.svc.records.by_subject([patient], types=["Condition"])
+        if demo.client.get(f"/fhir/{s.reference}", headers=demo.insider).status_code == 200
+    )
+    pointed = _write_version(demo, condition, encounter={"reference": theirs.reference})
+    r = demo.client.get(
+        "/fhir/Condition",
+        params={"patient": patient, "_include": "Condition:encounter", "_id": condition.id},
+        headers=demo.insider,
+    )
+    assert r.status_code == 200
+    assert [e["search"]["mode"] for e in r.json()["entry"]] == ["match"]
+    # The answer is the one a reference to an Encounter that does not exist gets.
+    now = demo.svc.records.read("Condition", condition.id)
+    assert now is not None
+    _write_version(demo, now, encounter={"reference": f"Encounter/{MISSING}"})
+    missing = demo.client.get(str(r.request.url), headers=demo.insider)
+    assert missing.json()["entry"][0]["resource"]["encounter"] == {
+        "reference": f"Encounter/{MISSING}"
+    }
+    assert r.text.replace(theirs.id, MISSING).replace(
+        f'"versionId":"{pointed}"', f'"versionId":"{pointed + 1}"') \
+        == missing.text.replace(missing.json()["entry"][0]["resource"]["meta"]["lastUpdated"],
+                                r.json()["entry"][0]["resource"]["meta"]["lastUpdated"])

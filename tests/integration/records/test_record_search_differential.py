@@ -18,6 +18,7 @@ from joinedup.records.params import SEARCH_PARAMS, Kind
 from joinedup.records.query import (
     Criterion,
     DateValue,
+    Include,
     Query,
     ReferenceValue,
     Sort,
@@ -145,7 +146,19 @@ def worlds(draw: st.DrawFn) -> list[tuple[str, int, dict[str, Any]]]:
         world.append(
             (draw(st.sampled_from(ORGS)), draw(st.integers(0, 2)), draw(conditions(f"c{i}")))
         )
+    for eid in draw(st.lists(st.sampled_from(("e1", "e2")), unique=True, max_size=2)):
+        world.append((draw(st.sampled_from(ORGS)), 0, _encounter(eid, draw(st.sampled_from(
+            PATIENT_IDS)))))
     return world
+
+
+def _encounter(eid: str, pid: str) -> dict[str, Any]:
+    """An Encounter the Conditions' ``encounter`` can point at (about any patient)."""
+    return {
+        "resourceType": "Encounter", "id": eid, "meta": _labels("encounters"),
+        "status": "finished", "class": {"code": "AMB"},
+        "subject": {"reference": f"Patient/{pid}"},
+    }
 
 
 TOKEN_CODES = {
@@ -210,9 +223,13 @@ def queries(draw: st.DrawFn) -> Query:
     if _rarely(draw):
         text = draw(st.sampled_from(("2030-01-01T10:01:00Z", "2030-01-01T10:00", "2030-01-01")))
         updated = (DateValue(draw(st.sampled_from(list(DatePrefix))), text),)
+    includes: tuple[Include, ...] = ()
+    if rtype == "Condition" and draw(st.booleans()):
+        includes = tuple(draw(st.lists(st.sampled_from(INCLUDES), min_size=1, max_size=2)))
     return Query(
         rtype,
         tuple(criteria),
+        includes=includes,
         ids=ids,
         last_updated=updated,
         active_only=_rarely(draw),
@@ -222,12 +239,22 @@ def queries(draw: st.DrawFn) -> Query:
     )
 
 
+INCLUDES = (
+    Include("subject"),
+    Include("patient", "Patient"),
+    Include("encounter"),
+    Include("*"),
+    Include("*", "Encounter"),
+)
+"""Conditions' includes: their Patient, their Encounter (the worlds hold some), all."""
+
 PAIRS = (
     st.none()
     | st.none()
     | st.frozensets(
         st.tuples(
-            st.sampled_from(ORGS), st.sampled_from(("demographics", "conditions", "mental-health"))
+            st.sampled_from(ORGS),
+            st.sampled_from(("demographics", "conditions", "mental-health", "encounters")),
         ),
         min_size=1,
         max_size=4,
@@ -274,7 +301,14 @@ def test_sql_search_equals_the_reference(
     records = _load(db, world)
     store = RecordStore(db)
     where = allowed_pairs(pairs) if pairs is not None else None
-    for q in qs:
+    # Criteria seldom match much: each query with includes is also run with none,
+    # so the includes are followed from a full page.
+    broad = [Query(q.resource_type, includes=q.includes, count=10) for q in qs if q.includes]
+    for q in [*qs, *broad]:
         page = store.search(q, where=where)
         got = (page.total, [(r.resource_type, r.id) for r in page.items])
         assert got == reference.search(records, q, pairs), q
+        included = store.included(q, page.items, where=where)
+        assert [(r.resource_type, r.id) for r in included] == reference.included(
+            records, q, got[1], pairs
+        ), q

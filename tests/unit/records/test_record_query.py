@@ -9,11 +9,13 @@ from joinedup.records.dates import DatePrefix
 from joinedup.records.query import (
     Criterion,
     DateValue,
+    Include,
     Query,
     ReferenceValue,
     Sort,
     StringValue,
     TokenValue,
+    include_params,
     parse_query,
 )
 
@@ -64,3 +66,38 @@ def test_values_must_fit_their_parameter() -> None:
             count=5000,
         )
     assert [p.location for p in caught.value.problems] == ["birthdate", "eyes", "_count"]
+
+
+def test_includes_are_parsed_and_checked_with_every_other_problem() -> None:
+    q = parse_query(
+        "Condition",
+        [("patient", "p1"), ("_include", "Condition:subject"), ("_include", "*:encounter"),
+         ("_include", "Condition:*:Encounter")],
+    )
+    assert q.includes == (
+        Include("subject"), Include("encounter"), Include("*", "Encounter")
+    )
+    assert [p.name for p in include_params("Condition", Include("*"))] == [
+        "encounter", "patient", "subject"
+    ]
+    with pytest.raises(InvalidInput) as caught:
+        parse_query(
+            "Condition",
+            [
+                ("_include", "Condition:code"),  # not a reference parameter
+                ("_include", "Encounter:patient"),  # another type's
+                ("_include", "Condition"),
+                ("_include:iterate", "Condition:encounter"),
+                ("_include", "Condition:encounter:Spaceship"),
+                ("_revinclude", "Encounter:patient"),
+                ("_count", "-1"),
+            ],
+        )
+    problems = caught.value.problems
+    assert [p.location for p in problems] == [
+        "_include", "_include", "_include", "_include:iterate", "_include", "_revinclude",
+        "_count",
+    ]
+    assert "no reference parameter 'code'" in problems[0].message
+    assert "only include Condition:" in problems[1].message
+    assert "Spaceship" in problems[4].message

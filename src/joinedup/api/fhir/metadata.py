@@ -43,9 +43,26 @@ def capability_statement(base: str) -> dict[str, Any]:
                     "see /.well-known/smart-configuration",
                 },
                 "resource": _resources(),
+                "searchParam": [
+                    {"name": "_id", "type": "token"},
+                    {"name": "_lastUpdated", "type": "date"},
+                    {"name": "_count", "type": "number"},
+                    {"name": "_offset", "type": "number",
+                     "documentation": "paging: the index of the first match to return"},
+                    {"name": "_sort", "type": "string",
+                     "documentation": "_id, _lastUpdated or -_lastUpdated"},
+                ],
             }
         ],
     }
+
+
+def _includes(rtype: str) -> list[str]:
+    from joinedup.records.params import SEARCH_PARAMS, Kind
+
+    names = [n for n, p in sorted(SEARCH_PARAMS[rtype].items())
+             if p.kind in (Kind.REFERENCE, Kind.SUBJECT)]
+    return [f"{rtype}:{n}" for n in names] + ([f"{rtype}:*"] if names else [])
 
 
 def _resources() -> list[dict[str, Any]]:
@@ -55,7 +72,15 @@ def _resources() -> list[dict[str, Any]]:
     for rtype in sorted(SEARCH_PARAMS):
         entry: dict[str, Any] = {
             "type": rtype,
-            "interaction": [{"code": "read"}, {"code": "search-type"}],
+            "interaction": [
+                {"code": "read"},
+                {"code": "vread"},
+                {"code": "history-instance"},
+                {"code": "search-type"},
+            ],
+            "versioning": "versioned",
+            "readHistory": True,
+            "searchInclude": _includes(rtype),
             "searchParam": [
                 {
                     "name": name,

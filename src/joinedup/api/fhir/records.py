@@ -9,6 +9,10 @@ stubs). Every request is audited before it is answered; if the audit log
 cannot take the event the request fails with 503 and nothing is served.
 
 * ``GET /fhir/{type}/{id}``: read the current version.
+* ``GET /fhir/{type}/{id}/_history/{vid}`` (vread) and ``GET /fhir/{type}/{id}/_history``:
+  past versions. A version is served only if the caller may see the resource's
+  current version *and* that version, each by its own labels, and the version is
+  about the same person; any other version does not exist for the caller.
 * ``GET /fhir/Patient/{id}/$everything``: the person's joined-up record, every
   linked Patient record's resources across organisations, as a searchset.
 * ``GET /fhir/Patient?identifier=|name=|family=|given=|birthdate=|...``
@@ -16,6 +20,8 @@ cannot take the event the request fails with 503 and nothing is served.
   they need exactly one patient.
 * ``_count`` (default 50, at most 1000) and ``_offset`` paging with ``next``
   and ``previous`` links; ``total`` is always the number the caller may see.
+* ``_include=<type>:<param>`` (``*`` for every reference parameter): the resources
+  the matches reference, read through the same access filter.
 """
 
 from __future__ import annotations
@@ -41,9 +47,9 @@ from joinedup.api.deps import Token, require, services
 from joinedup.audit.events import AuditAction
 from joinedup.auth.permissions import Permission
 from joinedup.auth.tokens import AccessToken
-from joinedup.errors import NotFound, Problem, UserError
+from joinedup.errors import InvalidInput, NotFound, Problem, UserError
 from joinedup.records.params import SEARCH_PARAMS, Kind
-from joinedup.records.query import Query, ReferenceValue, parse_query
+from joinedup.records.query import MAX_COUNT, Query, ReferenceValue, parse_query
 from joinedup.records.search import Filter
 from joinedup.records.store import RecordStore, StoredResource
 from joinedup.services import Services
@@ -63,7 +69,8 @@ FHIR_JSON = "application/fhir+json"
 MAX_CANDIDATES = 200
 """A Patient search decides for at most this many matching Patient records
 (the first by id); a search matching more should be narrowed."""
-_IGNORED = frozenset({"_format", "_pretty", "_summary", "_total"})
+_IGNORED = frozenset({"_format", "_pretty", "_summary", "_total", "_totalMethod"})
+"""Accepted and ignored: formatting hints, and total modes (the total is always exact)."""
 Svc = Annotated[Services, Depends(services)]
 
 
@@ -94,30 +101,39 @@ def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/") + "/fhir"
 
 
-def _entry(base: str, stored: StoredResource, resource: dict[str, Any]) -> dict[str, Any]:
+def _entry(
+    base: str, stored: StoredResource, resource: dict[str, Any], mode: str = "match"
+) -> dict[str, Any]:
     return {
         "fullUrl": f"{base}/{stored.resource_type}/{stored.id}",
         "resource": resource,
-        "search": {"mode": "match"},
+        "search": {"mode": mode},
     }
 
 
 def _bundle(
-    request: Request, total: int, entries: list[dict[str, Any]], query: Query | None
+    request: Request,
+    total: int,
+    entries: list[dict[str, Any]],
+    page: tuple[int, int] | None,
+    kind: str = "searchset",
 ) -> dict[str, Any]:
+    """A Bundle; ``page`` (offset, count) adds ``next``/``previous`` links, made of the
+    caller's own parameters and an offset within the total the caller may see."""
     links = [{"relation": "self", "url": str(request.url)}]
-    if query is not None:
+    if page is not None:
+        offset, count = page
         params = [(k, v) for k, v in request.query_params.multi_items() if k != "_offset"]
-        url = str(request.url.remove_query_params("_offset"))
-        if query.offset + query.count < total and query.count:
-            nxt = urlencode([*params, ("_offset", str(query.offset + query.count))])
-            links.append({"relation": "next", "url": f"{url.split('?')[0]}?{nxt}"})
-        if query.offset > 0:
-            prev = urlencode([*params, ("_offset", str(max(0, query.offset - query.count)))])
-            links.append({"relation": "previous", "url": f"{url.split('?')[0]}?{prev}"})
+        url = str(request.url.remove_query_params("_offset")).split("?")[0]
+        if offset + count < total and count:
+            nxt = urlencode([*params, ("_offset", str(offset + count))])
+            links.append({"relation": "next", "url": f"{url}?{nxt}"})
+        if offset > 0:
+            prev = urlencode([*params, ("_offset", str(max(0, offset - count)))])
+            links.append({"relation": "previous", "url": f"{url}?{prev}"})
     return {
         "resourceType": "Bundle",
-        "type": "searchset",
+        "type": kind,
         "total": total,
         "link": links,
         "entry": entries,
@@ -174,16 +190,24 @@ def _everything_entries(
 def read(type: str, id: str, request: Request, token: Token, svc: Svc) -> JSONResponse:
     _known_type(type)
     served = _served(token, request, AuditAction.RECORD_READ, f"{type}/{id}")
-    result = _read(svc, token, type, id, served)
+    result = None
+    found = _current(svc, token, type, id, served)
+    if found is not None:
+        access, stored = found
+        result = access.minimise(stored)
+        if result is not None:
+            served.add(access, stored, result)
     _audited(svc, served)
     if result is None:
         raise _not_found(type, id)
     return _fhir(result)
 
 
-def _read(
+def _current(
     svc: Services, token: AccessToken, type: str, id: str, served: Served
-) -> dict[str, Any] | None:
+) -> tuple[PersonAccess, StoredResource] | None:
+    """The caller's access to the person a resource is about, and the resource's
+    current version if the caller may see it; None otherwise (absent alike)."""
     if type == "Patient":
         subject: str | None = id
     else:  # whose record is it? (an internal look, never shown)
@@ -196,12 +220,99 @@ def _read(
         return None
     served.considered.add(access.person_id)
     stored = svc.records.read(type, id, where=access.where())
-    if stored is None:
-        return None
-    result = access.minimise(stored)
-    if result is not None:
-        served.add(access, stored, result)
-    return result
+    return (access, stored) if stored is not None else None
+
+
+@router.get("/{type}/{id}/_history/{vid}", summary="Read one version of a resource (vread)")
+def vread(
+    type: str, id: str, vid: str, request: Request, token: Token, svc: Svc
+) -> JSONResponse:
+    """A past (or the current) version. The rule: served only when the caller may
+    see the current version and this version (its own labels, the same person)."""
+    _known_type(type)
+    asked = f"{type}/{id}/_history/{vid}"
+    served = _served(token, request, AuditAction.RECORD_READ, asked)
+    result = None
+    # versions are whole numbers: any other vid exists for no one, asked of anyone
+    found = _current(svc, token, type, id, served) if vid.isdigit() else None
+    if found is not None:
+        access, _now = found
+        version = svc.records.vread(type, id, int(vid), where=access.where())
+        result = access.minimise(version) if version is not None else None
+        if version is not None and result is not None:
+            served.add(access, version, result, reference=asked)
+    _audited(svc, served)
+    if result is None:
+        raise NotFound(f"{asked} is not known")
+    return _fhir(result)
+
+
+@router.get("/{type}/{id}/_history", summary="The versions of a resource the caller may see")
+def history(type: str, id: str, request: Request, token: Token, svc: Svc) -> JSONResponse:
+    """A ``history`` Bundle, newest first, of the versions :func:`vread` would serve."""
+    _known_type(type)
+    count, offset = _history_paging(request)
+    served = _served(token, request, AuditAction.RECORD_READ, f"{type}/{id}/_history")
+    found = _current(svc, token, type, id, served)
+    entries: list[dict[str, Any]] = []
+    total = 0
+    if found is not None:
+        access, _now = found
+        page = svc.records.history_page(
+            type, id, where=access.where(), limit=count, offset=offset
+        )
+        total = page.total or 0
+        base = _base(request)
+        for version in page.items:
+            result = access.minimise(version)
+            if result is None:
+                continue
+            ref = f"{type}/{id}/_history/{version.version_id}"
+            served.add(access, version, result, reference=ref)
+            entries.append(_history_entry(base, version, result))
+    _audited(svc, served)
+    if found is None:
+        raise _not_found(type, id)
+    return _fhir(_bundle(request, total, entries, (offset, count), kind="history"))
+
+
+def _history_entry(base: str, stored: StoredResource, resource: dict[str, Any]) -> dict[str, Any]:
+    created = stored.version_id == 1
+    return {
+        "fullUrl": f"{base}/{stored.resource_type}/{stored.id}",
+        "resource": resource,
+        "request": {
+            "method": "POST" if created else "PUT",
+            "url": stored.resource_type if created else stored.reference,
+        },
+        "response": {
+            "status": "201" if created else "200",
+            "etag": f'W/"{stored.version_id}"',
+            "lastModified": stored.last_updated.isoformat().replace("+00:00", "Z"),
+        },
+    }
+
+
+def _history_paging(request: Request) -> tuple[int, int]:
+    """``_count`` and ``_offset`` of a history request; anything else is refused
+    (``_since``/``_at`` are not supported), every problem at once."""
+    count, offset = 100, 0
+    problems: list[Problem] = []
+    for name, raw in _search_params(request):
+        if name in ("_count", "_offset"):
+            if not raw.isdigit():
+                problems.append(Problem("must be a whole number", name))
+            elif name == "_count":
+                count = int(raw)
+                if count > MAX_COUNT:
+                    problems.append(Problem(f"must be between 0 and {MAX_COUNT}", name))
+            else:
+                offset = int(raw)
+        else:
+            problems.append(Problem("is not supported on _history (only _count, _offset)", name))
+    if problems:
+        raise UserError("invalid history request", problems)
+    return count, offset
 
 
 def _search_params(request: Request) -> list[tuple[str, str]]:
@@ -237,7 +348,10 @@ def _candidates(store: RecordStore, query: Query) -> list[str]:
 @router.get("/{type}", summary="Search")
 def search(type: str, request: Request, token: Token, svc: Svc) -> JSONResponse:
     _known_type(type)
-    query = parse_query(type, _search_params(request))
+    try:
+        query = parse_query(type, _search_params(request))
+    except InvalidInput as exc:  # FHIR answers a search it cannot run with 400
+        raise UserError(exc.detail, exc.problems) from None
     served = _served(token, request, AuditAction.RECORD_SEARCH, f"{type}?")
     access_svc: AccessService = svc.access
     if type == "Patient":
@@ -248,14 +362,16 @@ def search(type: str, request: Request, token: Token, svc: Svc) -> JSONResponse:
     served.considered.update(a.person_id for a in accesses)
     where: Filter = union_filter(accesses)
     page = svc.records.search(query, where=where)
+    included = svc.records.included(query, page.items, where=where)
     by_subject = {pid: a for a in accesses for pid in a.patient_ids}
     base = _base(request)
     entries = []
-    for stored in page.items:
+    for stored, mode in [*((s, "match") for s in page.items),
+                         *((s, "include") for s in included)]:
         access: PersonAccess | None = by_subject.get(stored.subject_id or "")
         result = access.minimise(stored) if access is not None else None
         if access is not None and result is not None:
             served.add(access, stored, result)
-            entries.append(_entry(base, stored, result))
+            entries.append(_entry(base, stored, result, mode))
     _audited(svc, served)
-    return _fhir(_bundle(request, page.total or 0, entries, query))
+    return _fhir(_bundle(request, page.total or 0, entries, (query.offset, query.count)))

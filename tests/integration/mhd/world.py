@@ -63,7 +63,7 @@ class World:
     outsider: dict[str, str]
 
 
-def _headers(svc: Services, org: str, practitioner: str, *scopes: Permission) -> dict[str, str]:
+def headers(svc: Services, org: str, practitioner: str, *scopes: Permission) -> dict[str, str]:
     issued = svc.issuer.issue(
         org=org, client_id=f"{org.lower()}-app", purpose=Purpose.DIRECT_CARE,
         scopes=frozenset(scopes), practitioner=practitioner, role="clinician",
@@ -91,9 +91,9 @@ def build_world(svc: Services) -> World:
     read, publish = Permission.DOCUMENTS_READ, Permission.DOCUMENTS_PUBLISH
     return World(
         svc, "gp-1", "rwc-1", "gp-2", nhs,
-        publisher=_headers(svc, "J81001", "J81001-P001", read, publish),
-        insider=_headers(svc, "RWC", "RWC-P001", read),
-        outsider=_headers(svc, "JHUB", "JHUB-P001", read, publish),
+        publisher=headers(svc, "J81001", "J81001-P001", read, publish),
+        insider=headers(svc, "RWC", "RWC-P001", read),
+        outsider=headers(svc, "JHUB", "JHUB-P001", read, publish),
     )
 
 

@@ -313,6 +313,7 @@ def _mount_subcommands() -> None:
     from joinedup.access.cli import app as agreements_app
     from joinedup.audit.cli import app as audit_app
     from joinedup.demo.commands import demo_app
+    from joinedup.documents.cli import app as documents_app
     from joinedup.people.cli import app as people_app
     from joinedup.sources import cli as sources_cli
 
@@ -320,6 +321,7 @@ def _mount_subcommands() -> None:
     app.add_typer(agreements_app, name="agreements")
     app.add_typer(people_app, name="people")
     app.add_typer(audit_app, name="audit")
+    app.add_typer(documents_app, name="documents")
     app.command("ingest")(sources_cli.ingest)
     app.add_typer(sources_cli.feeds_app, name="feeds")
     app.add_typer(sources_cli.quarantine_app, name="quarantine")

@@ -294,6 +294,11 @@ class DocumentRegistry:
                     self._content = self._content_factory()
         return self._content
 
+    def reset_content(self) -> None:
+        """Open the content store afresh on next use (after a master key was added)."""
+        with self._lock:
+            self._content = None
+
     @property
     def limit(self) -> int:
         return min(self.max_bytes, self.content.max_bytes)

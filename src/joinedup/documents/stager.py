@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from joinedup.documents.blobs import BlobUpload
+from joinedup.documents.blobs import BlobUpload, ParallelSeal
 from joinedup.documents.chunks import NONCE_PREFIX_BYTES, ChunkCipher, ChunkLayout
-from joinedup.documents.digests import ParallelDigests
-from joinedup.documents.envelope import seal_envelope
+from joinedup.documents.digests import INLINE_HASH_BYTES, ParallelDigests
+from joinedup.documents.envelope import Envelope, seal_envelope
 from joinedup.documents.errors import ContentMismatch, ContentTooLarge
 from joinedup.documents.info import StagedBlob
+from joinedup.documents.keys import envelope_key
 from joinedup.errors import Problem
 
 if TYPE_CHECKING:
@@ -56,9 +57,10 @@ class Stager:
         self._index = 0
         self._received = 0
         # SHA-1 because FHIR R4 Attachment.hash is SHA-1; integrity at rest rests on GCM.
-        self._digests = ParallelDigests(hashlib.sha1())  # noqa: S324
+        self._digests = ParallelDigests(hashlib.sha1(), inline_bytes=INLINE_HASH_BYTES)  # noqa: S324
         self._state = "open"
         self._staged: StagedBlob | None = None
+        self._envelope_upload: BlobUpload | None = None
 
     @property
     def received(self) -> int:
@@ -108,19 +110,16 @@ class Stager:
                         f"declared {self._expected_size} bytes, received {self._received}", "size"
                     )
                 )
+            if not problems:  # seal the last chunk while the hash thread catches up
+                self._upload.write(self._cipher.seal(self._index, True, bytes(self._buffer)))
+                self._buffer = bytearray()
             (sha1,) = self._digests.digests()
             if self._expected_sha1 is not None and sha1 != self._expected_sha1:
                 problems.append(
                     Problem("SHA-1 of the content differs from the declared hash", "hash")
                 )
-            if problems:
+            if problems:  # the upload (with its last chunk, if written) is aborted below
                 raise ContentMismatch("content does not match its declared size or hash", problems)
-            self._upload.write(self._cipher.seal(self._index, True, bytes(self._buffer)))
-            self._buffer = bytearray()
-            stored = self._upload.seal()
-            layout = ChunkLayout(self._received, self._chunk_size)
-            if stored != layout.stored_size:  # pragma: no cover - a bug, not an input problem
-                raise RuntimeError(f"stored {stored} bytes, layout says {layout.stored_size}")
             envelope = seal_envelope(
                 master=self._store.keyring.active,
                 data_key=self._data_key,
@@ -131,12 +130,32 @@ class Stager:
                 nonce_prefix=self._nonce_prefix,
                 created=self._created,
             )
+            stored, envelope_upload = self._seal(envelope)
+            layout = ChunkLayout(self._received, self._chunk_size)
+            if stored != layout.stored_size:  # pragma: no cover - a bug, not an input problem
+                raise RuntimeError(f"stored {stored} bytes, layout says {layout.stored_size}")
         except BaseException:
             self.abort()
             raise
         self._state = "staged"
-        self._staged = StagedBlob.staged(envelope, self._upload.upload_id)
+        self._staged = StagedBlob.staged(envelope, self._upload.upload_id, envelope_upload)
         return self._staged
+
+    def _seal(self, envelope: Envelope) -> tuple[int, str]:
+        """Seal the content upload; where staging is cheap (a local file), stage the
+        envelope beside it and fsync both at once, so ``commit`` only renames them.
+        Returns the content's stored size and the envelope's upload id ("" if none)."""
+        blobs = self._store.blobs
+        upload = self._upload
+        if not blobs.cheap_staging or not isinstance(upload, ParallelSeal):
+            return upload.seal(), ""
+        staged_envelope = blobs.start_upload(envelope_key(self.content_id))
+        if not isinstance(staged_envelope, ParallelSeal):  # pragma: no cover - same store
+            staged_envelope.abort()
+            return upload.seal(), ""
+        self._envelope_upload = staged_envelope
+        staged_envelope.write(envelope.to_bytes())
+        return upload.seal_with(staged_envelope), staged_envelope.upload_id
 
     def abort(self) -> None:
         """Discard everything staged so far. Safe to call more than once."""
@@ -145,6 +164,8 @@ class Stager:
             self._buffer = bytearray()
             self._digests.close()
             self._upload.abort()
+            if self._envelope_upload is not None:
+                self._envelope_upload.abort()
         elif self._state == "staged" and self._staged is not None:
             self._state = "aborted"
             self._store.abort(self._staged)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import socket
 import threading
 import time
 import tracemalloc
@@ -25,10 +24,10 @@ from fastapi.testclient import TestClient
 from joinedup.api.app import create_app
 from joinedup.documents.models import uploads
 from joinedup.services import Services
+from tests.integration.documents.conftest import free_port
 from tests.integration.mhd.world import World, build_world, bundle
 
 MIB = 1024 * 1024
-PORTS = range(8120, 8130)  # this issue's ports, loopback only
 
 
 @pytest.fixture
@@ -156,22 +155,11 @@ def test_unclaimed_uploads_are_swept_after_the_grace_period(api: TestClient, wor
     assert _store_files(world) == []
 
 
-def _free_port() -> int:
-    for port in PORTS:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    pytest.skip("no free port in 8120-8129")
-
-
 def test_a_64_mib_upload_over_http_stays_in_flat_memory(world: World) -> None:
     """A real server (uvicorn on loopback), so the body really streams; tracemalloc sees
     the server's allocations (and the client's, which send 1 MiB at a time)."""
     size = 64 * MIB
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(world.svc), host="127.0.0.1", port=port,
                                            log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)

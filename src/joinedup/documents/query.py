@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from joinedup.documents.index import relative
 from joinedup.errors import Problem, UserError
@@ -279,3 +279,37 @@ def parse_list_search(params: Params) -> ListSearch:
     if problems or patient is None:
         raise BadSearch("the List search cannot be run", problems)
     return ListSearch(patient, statuses, tokens, dates, tuple(sources), count, offset)
+
+
+def capability_resources() -> list[dict[str, Any]]:
+    """The CapabilityStatement entries of the MHD Document Recipient and Responder."""
+    tokens = {"type", "category", "event", "setting", "facility", "format", "securityLabel",
+              "identifier", "status", "code", "designationType"}
+
+    def params(names: Sequence[str]) -> list[dict[str, str]]:
+        kinds = {"date": "date", "period": "date", "patient": "reference",
+                 "author": "reference", "related": "reference", "sourceId": "token",
+                 "patient.identifier": "token"}
+        return [{"name": n, "type": "token" if n in tokens else kinds[n]} for n in names]
+
+    doc_params = (*PATIENT, "status", "date", "period", *DOCUMENT_TOKENS, *DOCUMENT_REFERENCES)
+    return [
+        {"type": "Binary", "interaction": [{"code": "read"}, {"code": "create"}]},
+        {"type": "DocumentReference",
+         "interaction": [{"code": "read"}, {"code": "vread"}, {"code": "history-instance"},
+                         {"code": "search-type"}],
+         "versioning": "versioned", "readHistory": True,
+         "searchParam": params(sorted(doc_params)),
+         "operation": [{"name": "status",
+                        "definition": "https://joinedup.dev/fhir/OperationDefinition/"
+                                      "DocumentReference-status"}]},
+        {"type": "List", "interaction": [{"code": "search-type"}],
+         "searchParam": params(sorted((*PATIENT, "status", "date", "sourceId",
+                                       *LIST_TOKENS)))},
+    ]
+
+
+MHD_CAPABILITIES = (
+    "https://profiles.ihe.net/ITI/MHD/CapabilityStatement/IHE.MHD.DocumentRecipient",
+    "https://profiles.ihe.net/ITI/MHD/CapabilityStatement/IHE.MHD.DocumentResponder",
+)

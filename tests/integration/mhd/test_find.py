@@ -267,3 +267,17 @@ def test_list_search_parameters_are_checked(api: TestClient, world: World) -> No
     assert r.status_code == 400
     expressions = {e for i in r.json()["issue"] for e in i.get("expression", [])}
     assert {"type", "status"} <= expressions
+
+
+def test_the_capability_statement_lists_every_mhd_parameter(api: TestClient) -> None:
+    body = api.get("/fhir/metadata").json()
+    assert "https://profiles.ihe.net/ITI/MHD/CapabilityStatement/IHE.MHD.DocumentResponder" in (
+        body["instantiates"])
+    resources = body["rest"][0]["resource"]
+    [docs] = [r for r in resources if r["type"] == "DocumentReference"]
+    names = {p["name"] for p in docs["searchParam"]}
+    assert names == {"patient", "patient.identifier", "status", "date", "period", "type",
+                     "category", "author", "setting", "facility", "event", "related",
+                     "securityLabel", "format", "identifier"}
+    [lists] = [r for r in resources if r["type"] == "List"]
+    assert {"code", "designationType", "sourceId"} <= {p["name"] for p in lists["searchParam"]}

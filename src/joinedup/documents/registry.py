@@ -54,6 +54,7 @@ from sqlalchemy import (
     false,
     func,
     insert,
+    literal,
     not_,
     or_,
     select,
@@ -636,9 +637,12 @@ class DocumentRegistry:
         """One page of the Lists about ``patients`` listing at least one document ``where``
         lets through, newest first; the total; and which listed documents it lets through."""
         s, d, e = submission_sets.c, documents.c, list_entries.c
-        visible_entry = exists().where(
-            e.list_id == s.id, d.id == e.document_id, d.availability == AVAILABLE,
-            where(documents))
+        visible_entry = (
+            select(literal(1))
+            .select_from(list_entries.join(documents, d.id == e.document_id))
+            .where(e.list_id == s.id, d.availability == AVAILABLE, where(documents))
+            .exists()
+        )
         conditions = [s.subject_id.in_(list(patients)), s.status.in_(query.statuses),
                       visible_entry]
         conditions += [_token_condition(t, s.id) for t in query.tokens]

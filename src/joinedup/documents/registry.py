@@ -249,9 +249,11 @@ def _period_condition(match: DateMatch) -> ColumnElement[bool]:
     starts_before_high = or_(start.is_(None), start < high)
     ends_after_low = or_(end.is_(None), end >= low)
     has_period = or_(start.is_not(None), end.is_not(None))
+    # explicit IS NOT NULLs: NOT over a NULL comparison would be NULL, not true
+    within = and_(start.is_not(None), start >= low, end.is_not(None), end < high)
     conditions: dict[str, ColumnElement[bool]] = {
-        "eq": and_(start >= low, end.is_not(None), end < high),
-        "ne": not_(and_(start >= low, end.is_not(None), end < high)),
+        "eq": within,
+        "ne": not_(within),
         "gt": or_(end.is_(None), end >= high),
         "sa": start >= high,
         "ge": ends_after_low,

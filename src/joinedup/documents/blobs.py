@@ -20,11 +20,11 @@ no part starts with ``.`` (reserved for the local store's own files).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 _KEY = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*")
 MAX_KEY_LENGTH = 160
@@ -153,8 +153,9 @@ class ParallelSeal(Protocol):
         """fsync unless ``synced``, close; the byte count."""
         ...
 
-    def seal_with(self, other: Any) -> int:
-        """Seal this and ``other`` (an upload of the same store), fsyncing both at once."""
+    def begin_sync(self) -> Callable[[], int]:
+        """Flush and start the fsync in the background; the result waits, closes and
+        returns the byte count."""
         ...
 
 

@@ -31,7 +31,9 @@ class ParallelDigests:
     """Feed ``update`` blocks to every hash; ``digests`` waits and returns them in order.
 
     The first ``inline_bytes`` are hashed on the calling thread and the threads start
-    only after them: a small document never pays for starting one."""
+    only after them: a small document never pays for starting one. Those first blocks
+    are hashed when needed (``digests``, or when the threads start), so the caller can
+    start its disk work first (they are immutable ``bytes``, kept by reference)."""
 
     def __init__(self, *hashes: Hash, depth: int = 4, inline_bytes: int = 0) -> None:
         self._hashes = hashes
@@ -39,11 +41,19 @@ class ParallelDigests:
         self._inline = inline_bytes
         self._queues: list[queue.Queue[Any]] = []
         self._threads: list[threading.Thread] = []
+        self._held: list[bytes] = []
         self._open = True
         if inline_bytes <= 0:
             self._start()
 
+    def _hash_held(self) -> None:
+        for block in self._held:
+            for hash_ in self._hashes:
+                hash_.update(block)
+        self._held = []
+
     def _start(self) -> None:
+        self._hash_held()
         self._queues = [queue.Queue(maxsize=self._depth) for _ in self._hashes]
         self._threads = [
             threading.Thread(target=self._run, args=(h, q), name="joinedup-digest", daemon=True)
@@ -63,8 +73,7 @@ class ParallelDigests:
         if not self._threads:
             if self._inline > 0:
                 self._inline -= len(block)
-                for hash_ in self._hashes:
-                    hash_.update(block)
+                self._held.append(block)
                 return
             self._start()
         for blocks in self._queues:
@@ -72,6 +81,7 @@ class ParallelDigests:
 
     def digests(self) -> list[bytes]:
         self.close()
+        self._hash_held()
         return [h.digest() for h in self._hashes]
 
     def close(self) -> None:

@@ -169,11 +169,20 @@ class _LocalUpload:
         self._file.flush()
         return self._file.fileno()
 
-    def seal_with(self, other: _LocalUpload) -> int:
-        """Seal this upload and ``other`` with their fsyncs at once; this one's byte count."""
-        fsync_all(self._pool, (), [self.seal_start(), other.seal_start()])
-        other.seal_finish(synced=True)
-        return self.seal_finish(synced=True)
+    def begin_sync(self) -> Callable[[], int]:
+        """Flush and start the fsync on the store's pool; call the result to wait for it
+        and close (it returns the byte count). The caller works meanwhile."""
+        future = self._pool.submit(os.fsync, self.seal_start())
+
+        def wait() -> int:
+            try:
+                future.result()
+            except BaseException:
+                self.abort()
+                raise
+            return self.seal_finish(synced=True)
+
+        return wait
 
     def seal_finish(self, synced: bool = False) -> int:
         """fsync (unless the caller did, in parallel with others) and close."""

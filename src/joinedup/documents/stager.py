@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -110,27 +111,37 @@ class Stager:
                         f"declared {self._expected_size} bytes, received {self._received}", "size"
                     )
                 )
+            synced = None
             if not problems:  # seal the last chunk while the hash thread catches up
                 self._upload.write(self._cipher.seal(self._index, True, bytes(self._buffer)))
                 self._buffer = bytearray()
-            (sha1,) = self._digests.digests()
-            if self._expected_sha1 is not None and sha1 != self._expected_sha1:
-                problems.append(
-                    Problem("SHA-1 of the content differs from the declared hash", "hash")
+                synced = self._begin_content_sync()
+            envelope_upload = ""
+            try:  # the content's fsync (local store) runs while the hash is finished
+                (sha1,) = self._digests.digests()
+                if self._expected_sha1 is not None and sha1 != self._expected_sha1:
+                    problems.append(
+                        Problem("SHA-1 of the content differs from the declared hash", "hash")
+                    )
+                if problems:  # the upload (with its last chunk, if written) is aborted below
+                    raise ContentMismatch(
+                        "content does not match its declared size or hash", problems)
+                envelope = seal_envelope(
+                    master=self._store.keyring.active,
+                    data_key=self._data_key,
+                    content_id=self.content_id,
+                    size=self._received,
+                    sha1=sha1,
+                    chunk_size=self._chunk_size,
+                    nonce_prefix=self._nonce_prefix,
+                    created=self._created,
                 )
-            if problems:  # the upload (with its last chunk, if written) is aborted below
-                raise ContentMismatch("content does not match its declared size or hash", problems)
-            envelope = seal_envelope(
-                master=self._store.keyring.active,
-                data_key=self._data_key,
-                content_id=self.content_id,
-                size=self._received,
-                sha1=sha1,
-                chunk_size=self._chunk_size,
-                nonce_prefix=self._nonce_prefix,
-                created=self._created,
-            )
-            stored, envelope_upload = self._seal(envelope)
+                if synced is not None:
+                    envelope_upload = self._stage_envelope(envelope)
+            finally:
+                stored = synced() if synced is not None else None
+            if stored is None:
+                stored = self._upload.seal()
             layout = ChunkLayout(self._received, self._chunk_size)
             if stored != layout.stored_size:  # pragma: no cover - a bug, not an input problem
                 raise RuntimeError(f"stored {stored} bytes, layout says {layout.stored_size}")
@@ -141,21 +152,22 @@ class Stager:
         self._staged = StagedBlob.staged(envelope, self._upload.upload_id, envelope_upload)
         return self._staged
 
-    def _seal(self, envelope: Envelope) -> tuple[int, str]:
-        """Seal the content upload; where staging is cheap (a local file), stage the
-        envelope beside it and fsync both at once, so ``commit`` only renames them.
-        Returns the content's stored size and the envelope's upload id ("" if none)."""
-        blobs = self._store.blobs
+    def _begin_content_sync(self) -> Callable[[], int] | None:
+        """Where staging is cheap (a local file), start the content's fsync now and
+        return what waits for it; None elsewhere (the upload is sealed as usual)."""
         upload = self._upload
-        if not blobs.cheap_staging or not isinstance(upload, ParallelSeal):
-            return upload.seal(), ""
-        staged_envelope = blobs.start_upload(envelope_key(self.content_id))
-        if not isinstance(staged_envelope, ParallelSeal):  # pragma: no cover - same store
-            staged_envelope.abort()
-            return upload.seal(), ""
+        if not self._store.blobs.cheap_staging or not isinstance(upload, ParallelSeal):
+            return None
+        return upload.begin_sync()
+
+    def _stage_envelope(self, envelope: Envelope) -> str:
+        """Stage the envelope beside the content (fsynced while the content's fsync is in
+        flight), so ``commit`` only renames both. Returns its upload id."""
+        staged_envelope = self._store.blobs.start_upload(envelope_key(self.content_id))
         self._envelope_upload = staged_envelope
         staged_envelope.write(envelope.to_bytes())
-        return upload.seal_with(staged_envelope), staged_envelope.upload_id
+        staged_envelope.seal()
+        return staged_envelope.upload_id
 
     def abort(self) -> None:
         """Discard everything staged so far. Safe to call more than once."""

@@ -257,6 +257,17 @@ def status(
     out.print_json(json.dumps({"id": view.id, "status": view.status, "version": view.version}))
 
 
+@app.command("tidy")
+def tidy() -> None:
+    """Finish or undo publishes a crash interrupted, then remove unclaimed uploads and
+    stale staged content (run it at start-up and hourly or daily)."""
+    with running() as svc:
+        finished, removed = svc.documents.recover()
+        uploads, swept = svc.documents.sweep()
+    out.print_json(json.dumps({"publishes_finished": finished, "publishes_undone": removed,
+                               "uploads_dropped": uploads, "store_items_removed": swept}))
+
+
 @keys_app.command("init")
 def keys_init() -> None:
     """Create the first document master key (does nothing if one exists)."""

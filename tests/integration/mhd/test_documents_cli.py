@@ -102,3 +102,10 @@ def test_keys_init_once(env: dict[str, str], world: World) -> None:
     code, text = _run(env, "documents", "keys", "rotate")
     assert code == 0, text
     assert "re-wrapped" in text
+
+
+def test_tidy_reports_what_it_did(env: dict[str, str], world: World) -> None:
+    code, text = _run(env, "documents", "tidy")
+    assert code == 0, text
+    assert json.loads(text) == {"publishes_finished": 0, "publishes_undone": 0,
+                                "uploads_dropped": 0, "store_items_removed": 0}

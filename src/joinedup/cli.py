@@ -315,6 +315,7 @@ def _mount_subcommands() -> None:
     from joinedup.access.explain_cli import app as access_app
     from joinedup.audit.cli import app as audit_app
     from joinedup.demo.commands import demo_app
+    from joinedup.documents.cli import app as documents_app
     from joinedup.people.cli import app as people_app
     from joinedup.sources import cli as sources_cli
 
@@ -324,6 +325,7 @@ def _mount_subcommands() -> None:
     app.add_typer(access_app, name="access")
     app.add_typer(people_app, name="people")
     app.add_typer(audit_app, name="audit")
+    app.add_typer(documents_app, name="documents")
     app.command("ingest")(sources_cli.ingest)
     app.add_typer(sources_cli.feeds_app, name="feeds")
     app.add_typer(sources_cli.quarantine_app, name="quarantine")

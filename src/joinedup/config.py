@@ -91,6 +91,14 @@ class Settings(BaseSettings):
     )
     document_chunk_bytes: int = Field(default=1024 * 1024, ge=4096, le=16 * 1024 * 1024)
     document_staging_grace_seconds: int = Field(default=86_400, ge=60)
+    document_bundle_max_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024,
+        description=(
+            "Largest ITI-65 bundle body (bytes); larger content is streamed first with "
+            "POST /fhir/Binary."
+        ),
+    )
     document_content_types: str = Field(
         default=(
             "application/pdf,text/plain,application/fhir+json,application/fhir+xml,"

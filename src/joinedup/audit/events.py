@@ -47,6 +47,8 @@ class AuditAction(StrEnum):
     RECORD_WRITE = "record.write"
     DOCUMENT_READ = "document.read"
     DOCUMENT_PUBLISH = "document.publish"
+    DOCUMENT_UPDATE = "document.update"
+    """A document's status changed (deprecated, entered-in-error), with the reason's version."""
     BREAK_GLASS = "break-glass"
     """One per emergency request, permitted or not; each needs an IG review."""
     RELATIONSHIP_DECLARE = "relationship.declare"

@@ -55,6 +55,7 @@ _INTERACTIONS = {
     AuditAction.RECORD_SEARCH: ("search-type", "E"),
     AuditAction.RECORD_WRITE: ("update", "U"),
     AuditAction.DOCUMENT_PUBLISH: ("create", "C"),
+    AuditAction.DOCUMENT_UPDATE: ("update", "U"),
 }
 _CRUDE = {
     AuditAction.INGEST_BATCH: "C",

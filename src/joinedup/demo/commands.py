@@ -109,6 +109,7 @@ def up(
     ingest_exports(svc, exports)
     if _link_with_trained_model(settings):
         scripted_activity(settings, seed)
+    _publish_documents(settings, seed)
     base = f"http://{settings.host}:{settings.port}"
     _record_consents(svc)
     out.rule("joinedup demo")
@@ -200,6 +201,31 @@ def _link_with_trained_model(settings: Settings) -> bool:
         f"{report.open_reviews} pairs awaiting review"
     )
     return True
+
+
+def _publish_documents(settings: Settings, seed: int) -> None:
+    """The document master key if none exists, then the demo's documents (once)."""
+    from joinedup.demo.documents import ensure_document_key, publish_demo_documents
+
+    kid = ensure_document_key(settings)
+    if kid is not None:
+        out.print(f"document master key {kid} created in {settings.effective_document_keys_dir}")
+    svc = build(settings)
+    try:
+        published = publish_demo_documents(svc, build_area(seed))
+    finally:
+        svc.close()
+    out.print(f"documents (IHE MHD): {len(published)}")
+    for doc, doc_id in published:
+        out.print(f"  {doc.title} by {doc.org} for Patient/{doc.patient}: "
+                  f"DocumentReference/{doc_id}")
+    if published:
+        doc, doc_id = published[0]
+        out.print(
+            f"  find: .venv/bin/joinedup documents find --org {doc.org} --practitioner "
+            f"{doc.org}-P001 --patient {doc.patient}\n"
+            f"  get:  .venv/bin/joinedup documents get {doc_id} --out var/{doc_id}.pdf "
+            f"--org {doc.org} --practitioner {doc.org}-P001")
 
 
 def scripted_activity(settings: Settings, seed: int) -> None:

@@ -20,7 +20,7 @@ no part starts with ``.`` (reserved for the local store's own files).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -138,6 +138,27 @@ class BlobUpload(Protocol):
         ...
 
 
+@runtime_checkable
+class ParallelSeal(Protocol):
+    """An upload whose flush and fsync can be split, so several are fsynced at once."""
+
+    @property
+    def upload_id(self) -> str: ...
+
+    def seal_start(self) -> int:
+        """Flush to the kernel; the file descriptor to fsync."""
+        ...
+
+    def seal_finish(self, synced: bool = False) -> int:
+        """fsync unless ``synced``, close; the byte count."""
+        ...
+
+    def begin_sync(self) -> Callable[[], int]:
+        """Flush and start the fsync in the background; the result waits, closes and
+        returns the byte count."""
+        ...
+
+
 class BlobStore(Protocol):
     """Named blobs with atomic, staged writes and ranged, streamed reads."""
 
@@ -175,6 +196,18 @@ class BlobStore(Protocol):
 
     def complete_upload(self, key: str, upload_id: str) -> BlobStat:
         """Make a sealed upload visible under ``key``; raises ``UploadNotFound``."""
+        ...
+
+    def complete_uploads(self, uploads: Sequence[tuple[str, str]]) -> list[BlobStat]:
+        """Complete several sealed uploads, durable together when it returns, in no
+        particular order before that. ``UploadNotFound`` (and nothing completed) if any
+        is missing."""
+        ...
+
+    @property
+    def cheap_staging(self) -> bool:
+        """Whether staging a small blob costs no more than writing it whole (a local
+        file: yes; S3, where a multipart upload is three requests: no)."""
         ...
 
     def abort_upload(self, key: str, upload_id: str) -> None:

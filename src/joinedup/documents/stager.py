@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from joinedup.documents.blobs import BlobUpload
+from joinedup.documents.blobs import BlobUpload, ParallelSeal
 from joinedup.documents.chunks import NONCE_PREFIX_BYTES, ChunkCipher, ChunkLayout
-from joinedup.documents.digests import ParallelDigests
-from joinedup.documents.envelope import seal_envelope
+from joinedup.documents.digests import INLINE_HASH_BYTES, ParallelDigests
+from joinedup.documents.envelope import Envelope, seal_envelope
 from joinedup.documents.errors import ContentMismatch, ContentTooLarge
 from joinedup.documents.info import StagedBlob
+from joinedup.documents.keys import envelope_key
 from joinedup.errors import Problem
 
 if TYPE_CHECKING:
@@ -56,9 +58,10 @@ class Stager:
         self._index = 0
         self._received = 0
         # SHA-1 because FHIR R4 Attachment.hash is SHA-1; integrity at rest rests on GCM.
-        self._digests = ParallelDigests(hashlib.sha1())  # noqa: S324
+        self._digests = ParallelDigests(hashlib.sha1(), inline_bytes=INLINE_HASH_BYTES)  # noqa: S324
         self._state = "open"
         self._staged: StagedBlob | None = None
+        self._envelope_upload: BlobUpload | None = None
 
     @property
     def received(self) -> int:
@@ -108,35 +111,63 @@ class Stager:
                         f"declared {self._expected_size} bytes, received {self._received}", "size"
                     )
                 )
-            (sha1,) = self._digests.digests()
-            if self._expected_sha1 is not None and sha1 != self._expected_sha1:
-                problems.append(
-                    Problem("SHA-1 of the content differs from the declared hash", "hash")
+            synced = None
+            if not problems:  # seal the last chunk while the hash thread catches up
+                self._upload.write(self._cipher.seal(self._index, True, bytes(self._buffer)))
+                self._buffer = bytearray()
+                synced = self._begin_content_sync()
+            envelope_upload = ""
+            try:  # the content's fsync (local store) runs while the hash is finished
+                (sha1,) = self._digests.digests()
+                if self._expected_sha1 is not None and sha1 != self._expected_sha1:
+                    problems.append(
+                        Problem("SHA-1 of the content differs from the declared hash", "hash")
+                    )
+                if problems:  # the upload (with its last chunk, if written) is aborted below
+                    raise ContentMismatch(
+                        "content does not match its declared size or hash", problems)
+                envelope = seal_envelope(
+                    master=self._store.keyring.active,
+                    data_key=self._data_key,
+                    content_id=self.content_id,
+                    size=self._received,
+                    sha1=sha1,
+                    chunk_size=self._chunk_size,
+                    nonce_prefix=self._nonce_prefix,
+                    created=self._created,
                 )
-            if problems:
-                raise ContentMismatch("content does not match its declared size or hash", problems)
-            self._upload.write(self._cipher.seal(self._index, True, bytes(self._buffer)))
-            self._buffer = bytearray()
-            stored = self._upload.seal()
+                if synced is not None:
+                    envelope_upload = self._stage_envelope(envelope)
+            finally:
+                stored = synced() if synced is not None else None
+            if stored is None:
+                stored = self._upload.seal()
             layout = ChunkLayout(self._received, self._chunk_size)
             if stored != layout.stored_size:  # pragma: no cover - a bug, not an input problem
                 raise RuntimeError(f"stored {stored} bytes, layout says {layout.stored_size}")
-            envelope = seal_envelope(
-                master=self._store.keyring.active,
-                data_key=self._data_key,
-                content_id=self.content_id,
-                size=self._received,
-                sha1=sha1,
-                chunk_size=self._chunk_size,
-                nonce_prefix=self._nonce_prefix,
-                created=self._created,
-            )
         except BaseException:
             self.abort()
             raise
         self._state = "staged"
-        self._staged = StagedBlob.staged(envelope, self._upload.upload_id)
+        self._staged = StagedBlob.staged(envelope, self._upload.upload_id, envelope_upload)
         return self._staged
+
+    def _begin_content_sync(self) -> Callable[[], int] | None:
+        """Where staging is cheap (a local file), start the content's fsync now and
+        return what waits for it; None elsewhere (the upload is sealed as usual)."""
+        upload = self._upload
+        if not self._store.blobs.cheap_staging or not isinstance(upload, ParallelSeal):
+            return None
+        return upload.begin_sync()
+
+    def _stage_envelope(self, envelope: Envelope) -> str:
+        """Stage the envelope beside the content (fsynced while the content's fsync is in
+        flight), so ``commit`` only renames both. Returns its upload id."""
+        staged_envelope = self._store.blobs.start_upload(envelope_key(self.content_id))
+        self._envelope_upload = staged_envelope
+        staged_envelope.write(envelope.to_bytes())
+        staged_envelope.seal()
+        return staged_envelope.upload_id
 
     def abort(self) -> None:
         """Discard everything staged so far. Safe to call more than once."""
@@ -145,6 +176,8 @@ class Stager:
             self._buffer = bytearray()
             self._digests.close()
             self._upload.abort()
+            if self._envelope_upload is not None:
+                self._envelope_upload.abort()
         elif self._state == "staged" and self._staged is not None:
             self._state = "aborted"
             self._store.abort(self._staged)

@@ -41,6 +41,7 @@ DEFAULT_CONTENT_TYPES = (
 )
 _LANGUAGE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{1,8})*")
 _REF = re.compile(r"(?:.*/)?(Patient|Organization|DocumentReference)/([A-Za-z0-9\-.]{1,64})")
+_UPLOAD = re.compile(r"(?:.*/)?Binary/([0-9a-f]{32})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,12 +72,14 @@ class DocumentEntry:
     sensitivity: Sensitivity
     date: datetime
     content_type: str
-    data: bytes = field(repr=False)
+    data: bytes | None = field(repr=False)
+    """The Binary's bytes, or None when the content was uploaded ahead (``upload``)."""
     replaces: str | None
-
-    @property
-    def sha1(self) -> bytes:
-        return sha1_of(self.data)
+    size: int = 0
+    sha1: bytes = b""
+    """The declared size and raw SHA-1 (checked against ``data`` when it is here)."""
+    upload: str | None = None
+    """Content id of content streamed in ahead by ``POST /fhir/Binary``."""
 
 
 def sha1_of(data: bytes) -> bytes:
@@ -85,10 +88,20 @@ def sha1_of(data: bytes) -> bytes:
 
 
 @dataclass(frozen=True, slots=True)
+class FolderEntry:
+    """A Folder List in the bundle and the fullUrls of the documents it files."""
+
+    full_url: str
+    resource: Mapping[str, Any] = field(repr=False)
+    documents: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Submission:
     full_url: str
     submission_set: Mapping[str, Any] = field(repr=False)
     documents: tuple[DocumentEntry, ...]
+    folders: tuple[FolderEntry, ...] = ()
 
 
 def parse_submission(
@@ -109,6 +122,7 @@ def parse_submission(
     if not isinstance(entries, list) or not entries:
         raise InvalidInput("the bundle has no entries", [*problems, Problem("required", "entry")])
     lists: list[tuple[str, dict[str, Any]]] = []
+    folders: list[tuple[int, str, dict[str, Any]]] = []
     refs: list[tuple[int, str, dict[str, Any]]] = []
     binaries: dict[str, tuple[int, dict[str, Any]]] = {}
     for i, entry in enumerate(entries):
@@ -119,7 +133,9 @@ def parse_submission(
             problems.append(Problem("needs a fullUrl and a resource", where))
             continue
         kind = resource.get("resourceType")
-        if kind == "List":
+        if kind == "List" and _list_code(resource) == "folder":
+            folders.append((i, full_url, resource))
+        elif kind == "List":
             lists.append((full_url, resource))
         elif kind == "DocumentReference":
             refs.append((i, full_url, resource))
@@ -146,23 +162,47 @@ def parse_submission(
             problems.append(Problem("no DocumentReference points at this Binary", f"entry[{i}]"))
     if lists:
         _check_list(lists[0][1], [d.full_url for d in documents], problems)
+    filed = []
+    urls = {d.full_url for d in documents} | {u for _, u, _ in refs}
+    for i, full_url, resource in folders:
+        listed = _listed(resource)
+        if not listed:
+            problems.append(Problem("a Folder lists at least one document", f"entry[{i}].entry"))
+        for url in listed:
+            if url not in urls:
+                problems.append(Problem(f"{url} is not a DocumentReference in this bundle",
+                                        f"entry[{i}].entry"))
+        filed.append(FolderEntry(full_url, resource, tuple(listed)))
     masters = [d.master_identifier for d in documents]
     if len(set(masters)) != len(masters):
         problems.append(Problem("masterIdentifier values must differ", "entry"))
+    uploads = [d.upload for d in documents if d.upload]
+    if len(set(uploads)) != len(uploads):
+        problems.append(Problem("two documents name the same uploaded Binary", "entry"))
     if problems:
         raise InvalidInput("the document bundle cannot be accepted", problems)
-    return Submission(lists[0][0], lists[0][1], tuple(documents))
+    return Submission(lists[0][0], lists[0][1], tuple(documents), tuple(filed))
+
+
+def _list_code(resource: dict[str, Any]) -> str | None:
+    codes = [c.code for c in _codings(resource.get("code")) if c.system == SUBMISSION_SET_SYSTEM]
+    return codes[0] if codes else None
+
+
+def _listed(resource: Mapping[str, Any]) -> list[str]:
+    return [
+        str(e["item"]["reference"])
+        for e in resource.get("entry", []) or []
+        if isinstance(e, dict) and isinstance(e.get("item"), dict)
+        and isinstance(e["item"].get("reference"), str)
+    ]
 
 
 def _check_list(resource: dict[str, Any], doc_urls: list[str], problems: list[Problem]) -> None:
     codes = _codings(resource.get("code"))
     if not any(c.system == SUBMISSION_SET_SYSTEM and c.code == "submissionset" for c in codes):
         problems.append(Problem(f"must be {SUBMISSION_SET_SYSTEM}|submissionset", "List.code"))
-    listed = {
-        e.get("item", {}).get("reference")
-        for e in resource.get("entry", [])
-        if isinstance(e, dict) and isinstance(e.get("item"), dict)
-    }
+    listed = set(_listed(resource))
     missing = [u for u in doc_urls if u not in listed]
     if missing:
         problems.append(Problem(f"does not list {', '.join(missing)}", "List.entry"))
@@ -215,16 +255,13 @@ def _document(
     category, sensitivity = _labels(resource.get("securityLabel"), bad)
     date = _date(resource.get("date"), now, bad)
     replaces = _replaces(resource.get("relatesTo"), bad)
-    data, content_type = _content(
-        resource.get("content"), binaries, content_types, max_bytes, used, bad
-    )
-    if len(problems) > before:
+    content = _content(resource.get("content"), binaries, content_types, max_bytes, used, bad)
+    if len(problems) > before or content is None:
         return None
+    data, content_type, size, sha1, upload = content
     assert subject is not None
     assert category is not None
     assert sensitivity is not None
-    assert data is not None
-    assert content_type is not None
     assert date is not None
     return DocumentEntry(
         full_url,
@@ -239,6 +276,9 @@ def _document(
         content_type,
         data,
         replaces,
+        size,
+        sha1,
+        upload,
     )
 
 
@@ -332,14 +372,15 @@ def _content(
     max_bytes: int,
     used: set[str],
     bad: Any,
-) -> tuple[bytes | None, str | None]:
+) -> tuple[bytes | None, str, int, bytes, str | None] | None:
+    """(data or None, content type, declared size, declared raw SHA-1, upload content id)."""
     if not isinstance(value, list) or len(value) != 1 or not isinstance(value[0], dict):
         bad("exactly one content attachment is required", "content")
-        return None, None
+        return None
     attachment = value[0].get("attachment")
     if not isinstance(attachment, dict):
         bad("an attachment is required", "content[0].attachment")
-        return None, None
+        return None
     where = "content[0].attachment"
     content_type = attachment.get("contentType")
     if content_type not in content_types:
@@ -348,10 +389,25 @@ def _content(
     language = attachment.get("language")
     if language is not None and not (isinstance(language, str) and _LANGUAGE.fullmatch(language)):
         bad("must be a BCP 47 language tag", f"{where}.language")
+    size, digest = attachment.get("size"), attachment.get("hash")
+    declared_size = size if isinstance(size, int) and not isinstance(size, bool) else None
+    if declared_size is None:
+        bad("the size in bytes is required", f"{where}.size")
+    elif declared_size > max_bytes:
+        bad(f"the content is over the limit of {max_bytes} bytes", f"{where}.size")
+    declared_sha1 = _sha1(digest)
+    if declared_sha1 is None:
+        bad("the SHA-1 hash (base64 of 20 bytes) is required", f"{where}.hash")
     url = attachment.get("url")
+    upload = _UPLOAD.fullmatch(url) if isinstance(url, str) and url not in binaries else None
+    if upload is not None:  # streamed in ahead: checked against the upload by the registry
+        if declared_size is None or declared_sha1 is None:
+            return None
+        return None, str(content_type), declared_size, declared_sha1, upload[1]
     if not isinstance(url, str) or url not in binaries:
-        bad("must be the fullUrl of a Binary in this bundle", f"{where}.url")
-        return None, None
+        bad("must be the fullUrl of a Binary in this bundle, or Binary/<id> of an upload",
+            f"{where}.url")
+        return None
     used.add(url)
     _, binary = binaries[url]
     if binary.get("contentType") != content_type:
@@ -360,17 +416,22 @@ def _content(
         data = base64.b64decode(str(binary.get("data", "")), validate=True)
     except (binascii.Error, ValueError):
         bad("the Binary's data is not base64", f"{where}.url")
-        return None, None
-    size, digest = attachment.get("size"), attachment.get("hash")
+        return None
     if len(data) > max_bytes:
         bad(f"the content is over the limit of {max_bytes} bytes", f"{where}.size")
-    if not isinstance(size, int) or isinstance(size, bool):
-        bad("the size in bytes is required", f"{where}.size")
-    elif size != len(data):
-        bad(f"declared {size} bytes, the content has {len(data)}", f"{where}.size")
-    actual = base64.b64encode(sha1_of(data)).decode("ascii")
-    if not isinstance(digest, str):
-        bad("the SHA-1 hash (base64) is required", f"{where}.hash")
-    elif digest != actual:
+    if declared_size is not None and declared_size != len(data):
+        bad(f"declared {declared_size} bytes, the content has {len(data)}", f"{where}.size")
+    actual = sha1_of(data)
+    if declared_sha1 is not None and declared_sha1 != actual:
         bad("the SHA-1 hash does not match the content", f"{where}.hash")
-    return data, str(content_type)
+    return data, str(content_type), len(data), actual, None
+
+
+def _sha1(digest: Any) -> bytes | None:
+    if not isinstance(digest, str):
+        return None
+    try:
+        raw = base64.b64decode(digest, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return raw if len(raw) == 20 else None

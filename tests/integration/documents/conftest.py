@@ -1,11 +1,13 @@
 """Fixtures for the document store: each behaviour test runs on the local folder
 store and on an S3-compatible server (moto's standalone server, started here on
-127.0.0.1 with a free port; nothing leaves loopback)."""
+127.0.0.1 on the first free port of 8120-8129, the ports set aside for the
+document tests; nothing leaves loopback)."""
 
 from __future__ import annotations
 
 import gc
 import logging
+import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -26,12 +28,27 @@ REGION = "eu-west-2"
 CHUNK = 4096  # small chunks so multi-chunk documents stay small in tests
 
 
+PORTS = range(8120, 8130)
+
+
+def free_port() -> int:
+    """The first port of ``PORTS`` free on loopback (another test session may hold one)."""
+    for port in PORTS:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    pytest.skip(f"no free port in {PORTS.start}-{PORTS.stop - 1} for the S3 test server")
+
+
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"

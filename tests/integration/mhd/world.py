@@ -14,11 +14,11 @@ from joinedup.access.purposes import Purpose
 from joinedup.auth.permissions import Permission
 from joinedup.documents.keyring import create_master_key
 from joinedup.labels import CATEGORY_SYSTEM, CONFIDENTIALITY_SYSTEM
-from joinedup.orgs.specs import OrgSpec
 from joinedup.orgs.vocab import OrgKind
 from joinedup.services import Services
 from joinedup.sources.feeds import FeedSpec
 from tests.integration.records.records_helpers import accepted, nhs_number, patient
+from tests.support import add_org
 
 AGREEMENT = """\
 id: mhd-test-direct-care
@@ -63,7 +63,7 @@ class World:
     outsider: dict[str, str]
 
 
-def _headers(svc: Services, org: str, practitioner: str, *scopes: Permission) -> dict[str, str]:
+def headers(svc: Services, org: str, practitioner: str, *scopes: Permission) -> dict[str, str]:
     issued = svc.issuer.issue(
         org=org, client_id=f"{org.lower()}-app", purpose=Purpose.DIRECT_CARE,
         scopes=frozenset(scopes), practitioner=practitioner, role="clinician",
@@ -78,7 +78,7 @@ def build_world(svc: Services) -> World:
     (agreements / "mhd-test.yaml").write_text(AGREEMENT)
     for code, kind in [("J81001", OrgKind.GP_PRACTICE), ("RWC", OrgKind.COMMUNITY_TRUST),
                        ("JHUB", OrgKind.HUB)]:
-        svc.registry.add_org(OrgSpec(code=code, name=f"Org {code}", kind=kind))
+        add_org(svc, code, kind)  # with a team, practitioner <code>-P1 and a client system
     nhs, other_nhs = nhs_number(1), nhs_number(2)
     for org, records in [
         ("J81001", [patient("gp-1", nhs=nhs), patient("gp-2", family="Jones", nhs=other_nhs)]),
@@ -91,9 +91,9 @@ def build_world(svc: Services) -> World:
     read, publish = Permission.DOCUMENTS_READ, Permission.DOCUMENTS_PUBLISH
     return World(
         svc, "gp-1", "rwc-1", "gp-2", nhs,
-        publisher=_headers(svc, "J81001", "J81001-P001", read, publish),
-        insider=_headers(svc, "RWC", "RWC-P001", read),
-        outsider=_headers(svc, "JHUB", "JHUB-P001", read, publish),
+        publisher=headers(svc, "J81001", "J81001-P001", read, publish),
+        insider=headers(svc, "RWC", "RWC-P001", read),
+        outsider=headers(svc, "JHUB", "JHUB-P001", read, publish),
     )
 
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from joinedup import __version__
+from joinedup.documents.query import MHD_CAPABILITIES, capability_resources
 
 router = APIRouter(tags=["fhir"])
 
@@ -24,6 +25,7 @@ def capability_statement(base: str) -> dict[str, Any]:
         "software": {"name": "joinedup", "version": __version__},
         "implementation": {"description": "joinedup partner API", "url": f"{base}/fhir"},
         "fhirVersion": "4.0.1",
+        "instantiates": list(MHD_CAPABILITIES),
         "format": ["json"],
         "rest": [
             {
@@ -68,8 +70,9 @@ def _includes(rtype: str) -> list[str]:
 def _resources() -> list[dict[str, Any]]:
     from joinedup.records.params import SEARCH_PARAMS, Kind
 
-    resources = []
-    for rtype in sorted(SEARCH_PARAMS):
+    resources = capability_resources()  # IHE MHD (joinedup.api.fhir.mhd) answers these
+    served_by_mhd = {r["type"] for r in resources}
+    for rtype in sorted(set(SEARCH_PARAMS) - served_by_mhd):
         entry: dict[str, Any] = {
             "type": rtype,
             "interaction": [
@@ -109,7 +112,7 @@ def _resources() -> list[dict[str, Any]]:
                 "A person's consent directives; recorded by an organisation holding a "
                 "record of the person (consents:write). See docs/reference/consent.md.")
         resources.append(entry)
-    return resources
+    return sorted(resources, key=lambda r: str(r["type"]))
 
 
 @router.get("/metadata", summary="FHIR CapabilityStatement")

@@ -1,48 +1,43 @@
-"""IHE MHD on the partner API: publish (ITI-65), find (ITI-67) and retrieve (ITI-68).
+"""IHE MHD on the partner API: ITI-65 publish, ITI-66/67 find, ITI-68 retrieve, lifecycle.
 
-* ``POST /fhir`` with a transaction Bundle (SubmissionSet List,
-  DocumentReferences, a Binary each): accepted whole or refused whole with an
-  OperationOutcome listing every problem (``documents:publish``).
-* ``GET /fhir/DocumentReference?patient=|patient.identifier=&status=&type=&category=&date=``
-  and ``GET /fhir/DocumentReference/{id}`` (``documents:read``).
-* ``GET /fhir/Binary/{id}``: the content, streamed, with its content type,
-  ``ETag`` (the SHA-1) and single ``Range`` requests (206).
+* ``POST /fhir`` with a transaction Bundle (SubmissionSet List, optional Folder
+  Lists, DocumentReferences, a Binary each or ``Binary/<id>`` of an upload):
+  accepted whole or refused whole with an OperationOutcome listing every
+  problem (``documents:publish``). The body is limited
+  (``JOINEDUP_DOCUMENT_BUNDLE_MAX_BYTES``): larger content is streamed first.
+* ``POST /fhir/Binary`` with the raw bytes: streamed into the store, staged,
+  until a bundle names it (``documents:publish``).
+* ``GET|POST /fhir/DocumentReference[/_search]`` (ITI-67), ``GET|POST
+  /fhir/List[/_search]`` (ITI-66), ``GET /fhir/DocumentReference/{id}[/_history[/{vid}]]``
+  and ``GET /fhir/Binary/{id}`` (ITI-68, streamed, ``ETag``, single ``Range``)
+  (``documents:read`` and a practitioner with a role).
+* ``POST /fhir/DocumentReference/{id}/$status`` (Parameters ``status``,
+  ``reason``): deprecate or mark entered-in-error (``documents:publish``; the
+  authoring organisation only).
 
-Access is decided exactly as for records (``joinedup.access.service``): the
-decisions about the person the document is about, by the document's owner
-(the publishing organisation), data category and confidentiality from its
-``securityLabel``, become one SQL condition on the registry's rows. Only
-*permitted* documents are served (a document is not redacted into a stub);
-what is not permitted answers exactly as what does not exist. Every read is
-audited before it is answered, and fails with 503 if the audit log cannot
-take it.
+What is decided and audited, and how, is ``joinedup.documents.sharing``;
+this module is only HTTP.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from sqlalchemy import ColumnElement, Table, and_, false, or_
+from starlette.concurrency import run_in_threadpool
 
-from joinedup.access.decisions import Action
-from joinedup.access.service import PersonAccess, Served, requester_identity
 from joinedup.api.deps import Token, authenticated, require, services
-from joinedup.audit.events import Actor, AuditAction, AuditEvent, Outcome
 from joinedup.auth.permissions import Permission
-from joinedup.auth.tokens import AccessToken
+from joinedup.documents.errors import ContentTooLarge
+from joinedup.documents.query import parse_document_search, parse_list_search
 from joinedup.documents.ranges import content_range, parse_range
-from joinedup.documents.registry import STATUSES, DocumentQuery, DocumentView
-from joinedup.documents.submission import SubjectRef
-from joinedup.errors import InvalidInput, NotFound, Problem, UserError
-from joinedup.nhs_number import NHS_NUMBER_SYSTEM
-from joinedup.records.query import parse_query
-from joinedup.records.search import Filter
-from joinedup.records.store import StoredResource
+from joinedup.documents.registry import DocumentView, Published
+from joinedup.documents.sharing import DocumentSharing
+from joinedup.errors import InvalidInput, Problem
 from joinedup.services import Services
 
 router = APIRouter(tags=["fhir: documents (IHE MHD)"], dependencies=[Depends(authenticated)])
@@ -51,48 +46,13 @@ otherwise answer ``/DocumentReference``; auth is declared here once."""
 
 FHIR_JSON = "application/fhir+json"
 Svc = Annotated[Services, Depends(services)]
-MAX_COUNT = 1000
-_IGNORED = frozenset({"_format", "_pretty", "_summary", "_total"})
-_SEARCH = frozenset({"patient", "patient.identifier", "status", "type", "category", "date",
-                     "_count", "_offset"})
+UPLOAD_BLOCK = 1024 * 1024
+_reader = [Depends(require(Permission.DOCUMENTS_READ))]
+_publisher = [Depends(require(Permission.DOCUMENTS_PUBLISH))]
 
 
-def _practitioner(token: Token) -> None:
-    requester_identity(token)
-
-
-_reader = [Depends(require(Permission.DOCUMENTS_READ)), Depends(_practitioner)]
-
-
-def permitted(access: PersonAccess | None) -> Filter:
-    """The documents the decisions *permit* (never a withheld stub), as one SQL condition."""
-    allowed: dict[str, set[tuple[str, str]]] = {}
-    if access is not None:
-        for (owner, category, sensitivity), d in access.decisions.decisions.items():
-            if d.permitted:
-                allowed.setdefault(owner, set()).add((category.value, sensitivity.value))
-    patients = sorted(access.patient_ids) if access is not None else []
-
-    def condition(table: Table) -> ColumnElement[bool]:
-        c = table.c
-        if not allowed or not patients:
-            return false()
-        return and_(c.subject_id.in_(patients), or_(*(
-            and_(c.org_code == owner, or_(*(
-                and_(c.category == cat, c.sensitivity == level) for cat, level in sorted(pairs)
-            )))
-            for owner, pairs in sorted(allowed.items())
-        )))
-
-    return condition
-
-
-def _stored(view: DocumentView) -> StoredResource:
-    """The document as the access service's minimiser and audit record see a resource."""
-    return StoredResource(
-        "DocumentReference", view.id, 1, view.created_at, view.org_code, "mhd", "", view.id,
-        view.category, view.sensitivity, True, view.subject_id, view.body,
-    )
+def _sharing(svc: Services) -> DocumentSharing:
+    return DocumentSharing(svc)
 
 
 def _base(request: Request) -> str:
@@ -112,75 +72,100 @@ def _request_id(request: Request) -> str | None:
     return getattr(request.state, "request_id", None)
 
 
-def _not_found(what: str) -> NotFound:
-    return NotFound(f"{what} is not known")
+def _fhir(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
+          ) -> JSONResponse:
+    return JSONResponse(body, status_code=status, media_type=FHIR_JSON, headers=headers)
 
 
-# -- publish (ITI-65) ----------------------------------------------------------------
+async def _body(request: Request, limit: int, what: str, hint: str) -> bytes:
+    """The request body, refused with 413 as soon as it passes ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ContentTooLarge(f"{what} is over the limit of {limit} bytes", [Problem(hint, "body")])
+    parts, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ContentTooLarge(f"{what} is over the limit of {limit} bytes",
+                                  [Problem(hint, "body")])
+        parts.append(chunk)
+    return b"".join(parts)
 
 
-class _Resolver:
-    """The registry's questions about people, answered from the records, the person
-    index and the submitter's own access decisions."""
-
-    def __init__(self, svc: Services, token: AccessToken) -> None:
-        self._svc = svc
-        self._token = token
-
-    def person(self, patient_id: str) -> str | None:
-        try:
-            return self._svc.people.person_of(f"Patient/{patient_id}")
-        except NotFound:
-            return None
-
-    def patient(self, subject: SubjectRef) -> str | None:
-        records = self._svc.records
-        if subject.patient_id is not None:
-            found = records.read("Patient", subject.patient_id)
-            ok = found is not None and self.person(subject.patient_id) is not None
-            return subject.patient_id if ok else None
-        query = parse_query("Patient", [("identifier", f"{NHS_NUMBER_SYSTEM}|{subject.nhs_number}")])
-        matches = [s for s in records.search(query, total=False).items if self.person(s.id)]
-        own = [s for s in matches if s.org_code == self._token.org]
-        chosen = (own or matches)[:1]
-        return chosen[0].id if chosen else None
-
-    def may_replace(self, patient_id: str, target: DocumentView) -> bool:
-        person = self.person(patient_id)
-        if person is None or person != self.person(target.subject_id):
-            return False
-        if not self._token.practitioner:  # a system acting for its organisation
-            return target.org_code == self._token.org
-        access = self._svc.access.for_patient(self._token, patient_id, Action.READ)
-        return self._svc.documents.get(target.id, where=permitted(access)) is not None
+async def _params(request: Request) -> list[tuple[str, str]]:
+    """Search parameters of a GET, or of a POST ``_search`` (form body and query string)."""
+    params = list(request.query_params.multi_items())
+    if request.method == "POST":
+        kind = request.headers.get("content-type", "").split(";")[0].strip()
+        if kind not in ("application/x-www-form-urlencoded", ""):
+            raise InvalidInput("a _search body is a form", [Problem(
+                "Content-Type must be application/x-www-form-urlencoded", "Content-Type")])
+        text = (await _body(request, 64 * 1024, "the search form", "fewer parameters")).decode(
+            "utf-8", errors="replace")
+        params += parse_qsl(text, keep_blank_values=True)
+    return params
 
 
-async def publish(request: Request, token: Token, svc: Svc) -> JSONResponse:
-    try:
-        bundle = json.loads(await request.body())
-    except ValueError:
-        raise InvalidInput("the body is not JSON", [Problem("expected a Bundle", "body")]) from None
-    resolver = _Resolver(svc, token)
-    published = svc.documents.publish(bundle, org=token.org, resolver=resolver)
-    persons = sorted({p for p in map(resolver.person, [d.subject_id for d in published.documents])
-                      if p})
-    resources = [f"List/{published.submission_set_id}",
-                 *(d.reference for d in published.documents)]
-    svc.audit.append([AuditEvent(
-        action=AuditAction.DOCUMENT_PUBLISH, outcome=Outcome.SUCCESS,
-        actor=Actor(token.org, token.client_id, token.practitioner, token.role),
-        purpose=token.purpose, persons=tuple(persons), resources=tuple(resources),
-        request_id=_request_id(request), detail={"documents": len(published.documents)},
-    )])
-    entries = [{"response": {"status": "201 Created",
-                             "location": f"List/{published.submission_set_id}"}}]
+# -- publish (ITI-65) and upload ----------------------------------------------------------
+
+
+def _transaction_response(published: Published) -> dict[str, Any]:
+    entries: list[dict[str, Any]] = [{"response": {
+        "status": "201 Created", "location": f"List/{published.submission_set_id}"}}]
     for doc in published.documents:
         entries.append({"response": {"status": "201 Created", "location": doc.reference,
                                      "etag": 'W/"1"'}})
         entries.append({"response": {"status": "201 Created",
                                      "location": f"Binary/{doc.content_id}"}})
-    body = {"resourceType": "Bundle", "type": "transaction-response", "entry": entries}
-    return JSONResponse(body, media_type=FHIR_JSON)
+    entries += [{"response": {"status": "201 Created", "location": f"List/{f}"}}
+                for f in published.folder_ids]
+    return {"resourceType": "Bundle", "type": "transaction-response", "entry": entries}
+
+
+async def publish(request: Request, token: Token, svc: Svc) -> JSONResponse:
+    limit = svc.settings.document_bundle_max_bytes
+    raw = await _body(request, limit, "the bundle",
+                      "stream large content with POST /fhir/Binary, then name Binary/<id>")
+    try:
+        bundle = json.loads(raw)
+    except ValueError:
+        raise InvalidInput("the body is not JSON", [Problem("expected a Bundle", "body")]) from None
+    published = await run_in_threadpool(
+        _sharing(svc).publish, token, bundle, request_id=_request_id(request))
+    return _fhir(_transaction_response(published))
+
+
+@router.post("/Binary", summary="Stream document content ahead of its ITI-65 bundle",
+             dependencies=_publisher, status_code=201)
+async def upload(request: Request, token: Token, svc: Svc) -> JSONResponse:
+    """The raw bytes as the body, with their ``Content-Type``; staged, invisible, until an
+    ITI-65 bundle names ``Binary/<id>`` with the same size and hash (within the staging
+    grace period). Over the size limit: 413, and nothing is left in the store."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip()
+    declared = request.headers.get("content-length")
+    size = int(declared) if declared is not None and declared.isdigit() else None
+    sharing = _sharing(svc)
+    stager = await run_in_threadpool(
+        sharing.begin_upload, token, content_type=content_type, expected_size=size)
+    try:
+        block = bytearray()
+        async for chunk in request.stream():
+            block += chunk
+            if len(block) >= UPLOAD_BLOCK:
+                await run_in_threadpool(stager.write, bytes(block))
+                block.clear()
+        if block:
+            await run_in_threadpool(stager.write, bytes(block))
+        staged = await run_in_threadpool(stager.finish)
+    except BaseException:
+        stager.abort()
+        raise
+    view = await run_in_threadpool(
+        sharing.finish_upload, token, staged, content_type=content_type,
+        request_id=_request_id(request))
+    body = {"resourceType": "Binary", "id": view.content_id, "contentType": view.content_type}
+    return _fhir(body, 201, {"Location": f"{_base(request)}/Binary/{view.content_id}",
+                             "ETag": f'"{staged.sha1_hex}"'})
 
 
 def mount(fhir: APIRouter) -> None:
@@ -200,139 +185,113 @@ def mount(fhir: APIRouter) -> None:
     )
 
 
-# -- find (ITI-67) and read ------------------------------------------------------------
+# -- find (ITI-67, ITI-66) and read ----------------------------------------------------
 
 
-def _dates(values: list[str]) -> tuple[datetime | None, datetime | None, list[Problem]]:
-    low = high = None
-    problems: list[Problem] = []
-    for value in values:
-        prefix, text = (value[:2], value[2:]) if value[:2].isalpha() else ("eq", value)
-        try:
-            when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            problems.append(Problem("must be a date, optionally prefixed ge/le/gt/lt", "date"))
-            continue
-        when = when if when.tzinfo else when.replace(tzinfo=UTC)
-        if prefix in ("ge", "gt", "eq"):
-            low = when
-        if prefix in ("le", "lt", "eq"):
-            high = when if len(text) > 10 else when.replace(hour=23, minute=59, second=59)
-        if prefix not in ("ge", "gt", "le", "lt", "eq"):
-            problems.append(Problem(f"unsupported prefix {prefix!r}", "date"))
-    return low, high, problems
+def _searchset(request: Request, entries: list[dict[str, Any]], total: int) -> JSONResponse:
+    return _fhir({"resourceType": "Bundle", "type": "searchset", "total": total,
+                  "link": [{"relation": "self", "url": str(request.url)}], "entry": entries})
 
 
-def _split(values: list[str]) -> tuple[str, ...]:
-    return tuple(v for value in values for v in value.split(",") if v)
-
-
-def _int(value: str | None, default: int, name: str, problems: list[Problem]) -> int:
-    if value is None:
-        return default
-    if not value.isdigit():
-        problems.append(Problem("must be a whole number", name))
-        return default
-    return int(value)
-
-
-def _parse_find(request: Request) -> tuple[list[str], list[str], DocumentQuery]:
-    params: dict[str, list[str]] = {}
-    for k, v in request.query_params.multi_items():
-        if k not in _IGNORED:
-            params.setdefault(k, []).append(v)
-    problems = [Problem("not a supported search parameter", k)
-                for k in sorted(params) if k not in _SEARCH]
-    patients = [v.removeprefix("Patient/") for v in params.get("patient", [])]
-    identifiers = params.get("patient.identifier", [])
-    if len(patients) + len(identifiers) != 1:
-        problems.append(Problem("give exactly one patient or patient.identifier", "patient"))
-    statuses = _split(params.get("status", [])) or ("current",)
-    problems += [Problem(f"unknown status {s!r}", "status") for s in statuses if s not in STATUSES]
-    low, high, date_problems = _dates(params.get("date", []))
-    problems += date_problems
-    count = min(_int(params.get("_count", [None])[-1], 50, "_count", problems), MAX_COUNT)
-    offset = _int(params.get("_offset", [None])[-1], 0, "_offset", problems)
-    if problems:
-        raise UserError("the DocumentReference search cannot be run", problems)
-    query = DocumentQuery(statuses, _split(params.get("type", [])),
-                          _split(params.get("category", [])), low, high, count, offset)
-    return patients, identifiers, query
-
-
-def _accesses(svc: Services, token: AccessToken, patients: list[str],
-              identifiers: list[str]) -> list[PersonAccess]:
-    if patients:
-        found = svc.access.for_patient(token, patients[0], Action.SEARCH)
-        return [found] if found is not None else []
-    query = parse_query("Patient", [("identifier", identifiers[0])])
-    ids = [s.id for s in svc.records.search(query, total=False).items]
-    return svc.access.for_patients(token, ids, Action.SEARCH)
-
-
-def _union(accesses: list[PersonAccess]) -> Filter:
-    filters = [permitted(a) for a in accesses]
-
-    def condition(table: Table) -> ColumnElement[bool]:
-        return or_(*(f(table) for f in filters)) if filters else false()
-
-    return condition
-
-
-@router.get("/DocumentReference", summary="ITI-67 Find Document References", dependencies=_reader)
-def find(request: Request, token: Token, svc: Svc) -> JSONResponse:
-    patients, identifiers, query = _parse_find(request)
-    served = Served(token, AuditAction.RECORD_SEARCH, _request_id(request), "DocumentReference?")
-    accesses = _accesses(svc, token, patients, identifiers)
-    served.considered.update(a.person_id for a in accesses)
-    views, total = svc.documents.find(query, where=_union(accesses))
-    by_subject = {pid: a for a in accesses for pid in a.patient_ids}
+@router.get("/DocumentReference", summary="ITI-67 Find Document References",
+            dependencies=_reader)
+@router.post("/DocumentReference/_search", summary="ITI-67 Find Document References (POST)",
+             dependencies=_reader)
+async def find(request: Request, token: Token, svc: Svc) -> JSONResponse:
+    search = parse_document_search(await _params(request))
+    found = await run_in_threadpool(
+        _sharing(svc).find, token, search, request_id=_request_id(request))
     base = _base(request)
-    entries = []
-    for view in views:
-        access = by_subject[view.subject_id]
-        stored = _stored(view)
-        result = access.minimise(stored)
-        if result is not None:
-            served.add(access, stored, result)
-            entries.append({"fullUrl": f"{base}/{view.reference}",
-                            "resource": _absolute(base, result), "search": {"mode": "match"}})
-    svc.audit.append(served.events())
-    body = {"resourceType": "Bundle", "type": "searchset", "total": total,
-            "link": [{"relation": "self", "url": str(request.url)}], "entry": entries}
-    return JSONResponse(body, media_type=FHIR_JSON)
+    entries = [{"fullUrl": f"{base}/{view.reference}", "resource": _absolute(base, result),
+                "search": {"mode": "match"}} for view, result in found.items]
+    return _searchset(request, entries, found.total)
 
 
-def _visible(
-    svc: Services, token: AccessToken, view: DocumentView | None, served: Served
-) -> tuple[DocumentView, PersonAccess] | None:
-    """The document again, through the caller's decisions about its person."""
-    if view is None:
-        return None
-    access = svc.access.for_patient(token, view.subject_id, Action.READ)
-    if access is None:
-        return None
-    served.considered.add(access.person_id)
-    seen = svc.documents.get(view.id, where=permitted(access))
-    return (seen, access) if seen is not None else None
+@router.get("/List", summary="ITI-66 Find Document Lists", dependencies=_reader)
+@router.post("/List/_search", summary="ITI-66 Find Document Lists (POST)", dependencies=_reader)
+async def find_lists(request: Request, token: Token, svc: Svc) -> JSONResponse:
+    search = parse_list_search(await _params(request))
+    found = await run_in_threadpool(
+        _sharing(svc).find_lists, token, search, request_id=_request_id(request))
+    base = _base(request)
+    entries = [{"fullUrl": f"{base}/List/{view.id}", "resource": resource,
+                "search": {"mode": "match"}} for view, resource in found.items]
+    return _searchset(request, entries, found.total)
 
 
 @router.get("/DocumentReference/{id}", summary="Read a DocumentReference", dependencies=_reader)
 def read(id: str, request: Request, token: Token, svc: Svc) -> JSONResponse:
-    served = Served(token, AuditAction.DOCUMENT_READ, _request_id(request),
-                    f"DocumentReference/{id}")
-    found = _visible(svc, token, svc.documents.get(id), served)
-    result = None
-    if found is not None:
-        view, access = found
-        stored = _stored(view)
-        result = access.minimise(stored)
-        if result is not None:
-            served.add(access, stored, result)
-    svc.audit.append(served.events())
-    if result is None:
-        raise _not_found(f"DocumentReference/{id}")
-    return JSONResponse(_absolute(_base(request), result), media_type=FHIR_JSON)
+    result = _sharing(svc).read(token, id, request_id=_request_id(request))
+    return _fhir(_absolute(_base(request), result),
+                 headers={"ETag": f'W/"{result.get("meta", {}).get("versionId", "1")}"'})
+
+
+@router.get("/DocumentReference/{id}/_history", summary="Version history of a DocumentReference",
+            dependencies=_reader)
+def history(id: str, request: Request, token: Token, svc: Svc) -> JSONResponse:
+    items = _sharing(svc).history(token, id, request_id=_request_id(request))
+    base = _base(request)
+    entries = [{"fullUrl": f"{base}/{view.reference}/_history/{view.version}",
+                "resource": _absolute(base, result),
+                "request": {"method": "POST" if view.version == 1 else "PUT",
+                            "url": "DocumentReference" if view.version == 1 else view.reference},
+                "response": {"status": "201 Created" if view.version == 1 else "200 OK"}}
+               for view, result in items]
+    return _fhir({"resourceType": "Bundle", "type": "history", "total": len(entries),
+                  "entry": entries})
+
+
+@router.get("/DocumentReference/{id}/_history/{vid}", summary="Read one version (vread)",
+            dependencies=_reader)
+def vread(id: str, vid: str, request: Request, token: Token, svc: Svc) -> JSONResponse:
+    sharing = _sharing(svc)
+    if not vid.isdigit() or int(vid) < 1:  # answered as a version that does not exist
+        sharing.read(token, id, version=10**9, request_id=_request_id(request))
+    result = sharing.read(token, id, version=int(vid), request_id=_request_id(request))
+    return _fhir(_absolute(_base(request), result), headers={"ETag": f'W/"{vid}"'})
+
+
+# -- lifecycle ------------------------------------------------------------------------
+
+
+def _parameters(body: Any) -> tuple[str, str]:
+    problems: list[Problem] = []
+    values: dict[str, str] = {}
+    if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
+        raise InvalidInput("expected a Parameters resource", [Problem("must be Parameters",
+                                                                      "resourceType")])
+    for i, p in enumerate(body.get("parameter") or []):
+        name = p.get("name") if isinstance(p, dict) else None
+        if name in ("status", "reason"):
+            value = p.get("valueCode", p.get("valueString"))
+            if isinstance(value, str):
+                values[name] = value
+            else:
+                problems.append(Problem("needs valueCode or valueString", f"parameter[{i}]"))
+        else:
+            problems.append(Problem(f"unknown parameter {name!r}", f"parameter[{i}]"))
+    for name in ("status", "reason"):
+        if name not in values:
+            problems.append(Problem("required", f"parameter.{name}"))
+    if problems:
+        raise InvalidInput("the status change cannot be made", problems)
+    return values["status"], values["reason"]
+
+
+@router.post("/DocumentReference/{id}/$status", summary="Deprecate or mark entered-in-error",
+             dependencies=_publisher)
+async def change_status(id: str, request: Request, token: Token, svc: Svc) -> JSONResponse:
+    raw = await _body(request, 64 * 1024, "the Parameters", "a status and a short reason")
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise InvalidInput("the body is not JSON", [Problem("expected Parameters", "body")]
+                           ) from None
+    status, reason = _parameters(body)
+    view: DocumentView = await run_in_threadpool(
+        _sharing(svc).change_status, token, id, status, reason, request_id=_request_id(request))
+    return _fhir(_absolute(_base(request), view.resource),
+                 headers={"ETag": f'W/"{view.version}"'})
 
 
 # -- retrieve (ITI-68) -----------------------------------------------------------------
@@ -340,30 +299,19 @@ def read(id: str, request: Request, token: Token, svc: Svc) -> JSONResponse:
 
 @router.get("/Binary/{id}", summary="ITI-68 Retrieve Document", dependencies=_reader)
 def retrieve(id: str, request: Request, token: Token, svc: Svc) -> Response:
-    served = Served(token, AuditAction.DOCUMENT_READ, _request_id(request), f"Binary/{id}")
-    found = _visible(svc, token, svc.documents.by_content(id), served)
-    if found is None:
-        svc.audit.append(served.events())
-        raise _not_found(f"Binary/{id}")
-    view, access = found
-    stored = _stored(view)
-    served.add(access, stored, stored.resource)
-    served.resources.append(f"Binary/{id}")
-    rng = parse_range(request.headers.get("range"), view.size)
-    reader = svc.documents.open(view, *(rng or (0, None)))
-    try:
-        svc.audit.append(served.events())
-    except BaseException:
-        reader.close()
-        raise
+    header = request.headers.get("range")
+    view, reader = _sharing(svc).open(
+        token, id, request_id=_request_id(request),
+        range_of=lambda size: parse_range(header, size))
+    ranged = parse_range(header, view.size) is not None  # already checked by open
     headers = {"ETag": f'"{reader.info.sha1_hex}"', "Accept-Ranges": "bytes",
                "Content-Length": str(reader.length)}
-    if rng:
+    if ranged:
         headers["Content-Range"] = content_range(reader.start, reader.stop, reader.size)
 
     def body() -> Iterator[bytes]:
         with reader:
             yield from reader
 
-    return StreamingResponse(body(), status_code=206 if rng else 200, headers=headers,
+    return StreamingResponse(body(), status_code=206 if ranged else 200, headers=headers,
                              media_type=view.content_type)

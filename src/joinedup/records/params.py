@@ -266,6 +266,11 @@ class IndexRows:
     refs: set[tuple[str, str, str]]
     """(param, target type, target id)"""
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # plain positional pickling: the slotted dataclass default (fields() per object)
+        # costs more than the staging it ships between processes
+        return (type(self), (self.tokens, self.strings, self.dates, self.refs))
+
 
 def _values_at(resource: dict[str, Any], parts: tuple[str, ...]) -> list[Any]:
     """Like :func:`walk`, without generators: this runs for every resource of every batch."""

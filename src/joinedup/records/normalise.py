@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 _WORD_BREAK = re.compile(r"[\s\-]+")
 
@@ -25,15 +26,19 @@ def fold(text: str) -> str:
     return "".join(ch for ch in decomposed if ch.isalnum()).casefold()
 
 
-def text_keys(text: str) -> set[str]:
-    """Every key a string value is indexed under: the whole value folded, and each word."""
+@lru_cache(maxsize=65536)
+def text_keys(text: str) -> frozenset[str]:
+    """Every key a string value is indexed under: the whole value folded, and each word.
+
+    Cached (bounded): a batch repeats the same given and family names thousands of times.
+    """
     whole = fold(text)
     if " " not in text and "-" not in text:  # one word: the common case
-        return {whole} if whole else set()
+        return frozenset((whole,)) if whole else frozenset()
     keys = {whole}
     keys.update(fold(word) for word in _WORD_BREAK.split(text))
     keys.discard("")
-    return keys
+    return frozenset(keys)
 
 
 def postcode(text: str) -> str:

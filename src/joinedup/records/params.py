@@ -266,6 +266,11 @@ class IndexRows:
     refs: set[tuple[str, str, str]]
     """(param, target type, target id)"""
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # plain positional pickling: the slotted dataclass default (fields() per object)
+        # costs more than the staging it ships between processes
+        return (type(self), (self.tokens, self.strings, self.dates, self.refs))
+
 
 def _values_at(resource: dict[str, Any], parts: tuple[str, ...]) -> list[Any]:
     """Like :func:`walk`, without generators: this runs for every resource of every batch."""
@@ -298,23 +303,48 @@ _COMPILED: dict[str, _Compiled] = {
 }
 
 
+def _add_tokens(add: Any, name: str, value: Any) -> None:
+    """:func:`tokens` of ``value`` with a non-empty code, added as ``(name, system, code)``.
+
+    The same rules as :func:`tokens` (which the reference search uses), written
+    without generators: this runs for every coded element of every batch.
+    """
+    if isinstance(value, bool):
+        add((name, "", "true" if value else "false"))
+    elif isinstance(value, str):
+        if value:
+            add((name, "", value))
+    elif isinstance(value, dict):
+        if "coding" in value:
+            for coding in value["coding"] or []:
+                _add_tokens(add, name, coding)
+            return
+        code = value.get("value")
+        if not isinstance(code, str):  # not an Identifier: a Coding?
+            code = value.get("code")
+            if not isinstance(code, str):
+                return
+        if code:
+            add((name, str(value.get("system") or ""), code))
+
+
 def index_rows(resource: dict[str, Any]) -> IndexRows:
     rows = IndexRows(set(), set(), set(), set())
     for name, kind, is_postcode, paths in _COMPILED.get(str(resource.get("resourceType")), ()):
         for parts in paths:
-            values = _values_at(resource, parts)
+            if len(parts) == 1:  # a top-level element: the commonest path
+                value = resource.get(parts[0])
+                if value is None:
+                    continue
+                values = value if isinstance(value, list) else [value]
+            else:
+                values = _values_at(resource, parts)
             if not values:
                 continue
             if kind is Kind.TOKEN:
                 add_token = rows.tokens.add
                 for value in values:
-                    if isinstance(value, str):  # a code: the commonest token, inlined
-                        if value:
-                            add_token((name, "", value))
-                        continue
-                    for system, code in tokens(value):
-                        if code:
-                            add_token((name, system, code))
+                    _add_tokens(add_token, name, value)
             elif kind is Kind.STRING:
                 for value in values:
                     if not isinstance(value, str):

@@ -61,6 +61,11 @@ class Labels:
     category: DataCategory
     sensitivity: Sensitivity
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # plain positional pickling: the slotted dataclass default (fields() per object)
+        # costs more than the staging it ships between processes
+        return (type(self), (self.category, self.sensitivity))
+
 
 def read_labels(resource: dict[str, Any], where: str = "") -> tuple[Labels | None, list[Problem]]:
     """The data category and sensitivity in ``meta.security``, or the problems found.

@@ -56,18 +56,79 @@ SQLITE_BATCH_CACHE_KIB = 65536
 
 
 @dataclass(frozen=True, slots=True)
+class FirstBody:
+    """A resource's body as stored for version 1 with one ``lastUpdated`` and ``meta.source``.
+
+    Built where the resource is prepared (in a worker process for a big file),
+    so the writer, when the resource turns out to be new, only copies bytes.
+    """
+
+    last_updated: str
+    source: str
+    body: str
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # plain positional pickling: the slotted dataclass default (fields() per object)
+        # costs more than the staging it ships between processes
+        return (type(self), (self.last_updated, self.source, self.body))
+
+
+@dataclass(frozen=True, slots=True)
 class Prepared:
-    """One resource of an accepted unit, checked, labelled and hashed, ready to write."""
+    """One resource of an accepted unit, checked, labelled, hashed and indexed, ready to write.
+
+    Everything here is computed from the resource alone (no database), so it
+    can be computed off the writer's process and shipped as plain values.
+    """
 
     resource_type: str
     id: str
-    resource: dict[str, Any]
     labels: Labels
     content_hash: str
+    active: bool
+    subject_id: str | None
+    index: IndexRows
+    resource_json: bytes | None
+    """The resource as checked (labels normalised), compact JSON; None when ``first`` is
+    given, which holds the same resource (stamped) and is all that is shipped."""
+    first: FirstBody | None = None
 
     @property
     def key(self) -> Key:
         return (self.resource_type, self.id)
+
+    @property
+    def resource(self) -> dict[str, Any]:
+        """The resource as checked: for quarantine, the all-or-nothing spool and later versions."""
+        if self.resource_json is not None:
+            data: dict[str, Any] = orjson.loads(self.resource_json)
+            return data
+        assert self.first is not None
+        body: dict[str, Any] = orjson.loads(self.first.body)
+        meta = body["meta"]  # prepared resources always have meta (their labels)
+        for key in _STAMPED_META:
+            meta.pop(key, None)
+        return body
+
+    def json(self) -> bytes:
+        """:attr:`resource` as compact JSON."""
+        return self.resource_json if self.resource_json is not None else orjson.dumps(self.resource)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return (
+            Prepared,
+            (
+                self.resource_type,
+                self.id,
+                self.labels,
+                self.content_hash,
+                self.active,
+                self.subject_id,
+                self.index,
+                self.resource_json,
+                self.first,
+            ),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +139,11 @@ class PreparedUnit:
     origin_batch: str | None = None
     """The batch whose file held the unit, when a later batch writes it (reprocessing)."""
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # plain positional pickling: the slotted dataclass default (fields() per object)
+        # costs more than the staging it ships between processes
+        return (type(self), (self.unit, self.source_id, self.resources, self.origin_batch))
+
 
 def _is_label(coding: Any) -> bool:
     return isinstance(coding, dict) and coding.get("system") in {
@@ -86,13 +152,38 @@ def _is_label(coding: Any) -> bool:
     }
 
 
+_STAMPED_META = ("versionId", "lastUpdated", "source")
+
+
+def stamped(
+    resource: dict[str, Any], version: int, last_updated: str, source: str
+) -> dict[str, Any]:
+    """The resource as stored: ``meta`` gets the version, time and source, after the sender's."""
+    meta = {
+        **(resource.get("meta") or {}),
+        "versionId": str(version),
+        "lastUpdated": last_updated,
+        "source": source,
+    }
+    if "meta" in resource:  # keep the sender's element order
+        return {**resource, "meta": meta}
+    body = {"resourceType": resource["resourceType"], "id": resource["id"], "meta": meta}
+    body.update((k, v) for k, v in resource.items() if k not in body)
+    return body
+
+
 def prepare(
-    resource: dict[str, Any], *, allowed_categories: frozenset[str] | None, where: str = ""
+    resource: dict[str, Any],
+    *,
+    allowed_categories: frozenset[str] | None,
+    where: str = "",
+    first: tuple[str, str] | None = None,
 ) -> tuple[Prepared | None, list[Problem]]:
     """Check one canonical resource for what the store needs; normalise its security labels.
 
     Problems here mean an adapter or mapping produced something the store
     cannot keep (no id, an unknown type, a category the feed does not provide).
+    ``first`` (``lastUpdated``, ``meta.source``) also builds the version-1 body.
     """
     problems: list[Problem] = []
     rtype = resource.get("resourceType")
@@ -129,7 +220,24 @@ def prepare(
     if meta.get("security") != canonical:  # as adapters write them: no copy needed
         others = [c for c in meta.get("security") or [] if not _is_label(c)]
         resource = {**resource, "meta": {**meta, "security": [*canonical, *others]}}
-    return Prepared(rtype, rid, resource, labels, content_hash(resource)), []
+    body = None
+    if first is not None:
+        text = orjson.dumps(stamped(resource, 1, *first)).decode()
+        body = FirstBody(first[0], first[1], text)
+    return (
+        Prepared(
+            rtype,
+            rid,
+            labels,
+            content_hash(resource),
+            resource.get("active") is not False,
+            subject_id(resource),
+            index_rows(resource),
+            None if body is not None else orjson.dumps(resource),
+            body,
+        ),
+        [],
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,7 +447,7 @@ class RecordWriter:
         if state is None:
             state = self.lookup(p.key for u in units for p in u.resources)
         replaced: list[tuple[str, str, int]] = []
-        final: dict[Key, tuple[dict[str, Any], tuple[Any, ...]]] = {}
+        final: dict[Key, tuple[Prepared, tuple[Any, ...]]] = {}
         versions: list[tuple[Any, ...]] = []
         for u in units:
             for p in u.resources:
@@ -350,64 +458,71 @@ class RecordWriter:
                 if cur is not None and cur.feed_id != self._ctx.feed_id:
                     raise RuntimeError("write() given a unit that conflicts(): check first")
                 version = 1 if cur is None else cur.version_id + 1
-                body, row = self._row(p.resource, p.labels, version, u, p.content_hash)
+                row = self._row(p, version, u)
                 versions.append(row)
                 in_db = cur is not None and cur.in_db
                 if in_db and p.key not in final:
                     assert cur is not None
                     replaced.append((p.resource_type, p.id, cur.version_id))
-                final[p.key] = (body, row)
+                final[p.key] = (p, row)
                 if cur is None:
                     result.created += 1
                 else:
                     result.updated += 1
                 state[p.key] = Current(version, p.content_hash, self._ctx.feed_id, True, in_db)
-                result.written.append(Written(p.resource_type, p.id, version, row[12], cur is None))
+                result.written.append(
+                    Written(p.resource_type, p.id, version, p.subject_id, cur is None)
+                )
         self._flush(final, versions, replaced, state)
         return result
 
-    def _row(
-        self,
-        resource: dict[str, Any],
-        labels: Labels,
-        version: int,
-        unit: PreparedUnit,
-        digest: str,
-    ) -> tuple[dict[str, Any], tuple[Any, ...]]:
+    def source_uri(self, unit: PreparedUnit) -> str:
+        """``meta.source`` of the unit's resources (``SourceRef(...).uri``)."""
+        return f"{self._source_prefix}{unit.origin_batch or self._ctx.batch_id}#{unit.unit}"
+
+    @property
+    def source_prefix(self) -> str:
+        """``meta.source`` up to the batch: ``urn:joinedup:source:{org}/{feed}/``."""
+        return self._source_prefix
+
+    @property
+    def last_updated(self) -> str:
+        """``meta.lastUpdated`` of every version this batch writes."""
+        return self._instant
+
+    def _row(self, p: Prepared, version: int, unit: PreparedUnit) -> tuple[Any, ...]:
         ctx = self._ctx
-        batch = unit.origin_batch or ctx.batch_id
-        meta = {
-            **(resource.get("meta") or {}),
-            "versionId": str(version),
-            "lastUpdated": self._instant,
-            "source": f"{self._source_prefix}{batch}#{unit.unit}",  # SourceRef(...).uri
-        }
-        if "meta" in resource:  # keep the sender's element order
-            body = {**resource, "meta": meta}
+        source = self.source_uri(unit)
+        first = p.first
+        if (
+            version == 1
+            and first is not None
+            and first.source == source
+            and first.last_updated == self._instant
+        ):
+            text = first.body
         else:
-            body = {"resourceType": resource["resourceType"], "id": resource["id"], "meta": meta}
-            body.update((k, v) for k, v in resource.items() if k not in body)
-        row = (
-            resource["resourceType"],
-            resource["id"],
+            text = orjson.dumps(stamped(p.resource, version, self._instant, source)).decode()
+        return (
+            p.resource_type,
+            p.id,
             version,
             self._when,
             ctx.org_code,
             ctx.feed_id,
             ctx.batch_id,
             unit.source_id,
-            digest,
-            labels.category.value,
-            labels.sensitivity.value,
-            resource.get("active") is not False,
-            subject_id(resource),
-            orjson.dumps(body).decode(),
+            p.content_hash,
+            p.labels.category.value,
+            p.labels.sensitivity.value,
+            p.active,
+            p.subject_id,
+            text,
         )
-        return body, row
 
     def _flush(
         self,
-        final: dict[Key, tuple[dict[str, Any], tuple[Any, ...]]],
+        final: dict[Key, tuple[Prepared, tuple[Any, ...]]],
         versions: list[tuple[Any, ...]],
         replaced: list[tuple[str, str, int]],
         state: State,
@@ -426,8 +541,8 @@ class RecordWriter:
             for table, columns, rows in old.tables():
                 delete_keys(conn, table, columns, rows)
         new = IndexBatch()
-        for key, (body, _) in final.items():
-            new.add(key[0], key[1], index_rows(body))
+        for key, (p, _) in final.items():
+            new.add(key[0], key[1], p.index)
         for table, columns, rows in new.tables():
             bulk_insert(conn, table, columns, rows)
 
@@ -476,11 +591,11 @@ class RecordWriter:
                 )
                 for rid, version, source_id, body in rows:
                     resource = withdrawn(orjson.loads(body))
-                    labels, _ = read_labels(resource)
-                    assert labels is not None, "stored resources always carry labels"
+                    p, _ = prepare(resource, allowed_categories=None)
+                    assert p is not None, "stored resources always carry labels"
                     # unit 0: the batch as a whole withdrew it, no one unit did
                     unit = PreparedUnit(0, source_id, ())
-                    _, row = self._row(resource, labels, version + 1, unit, content_hash(resource))
+                    row = self._row(p, version + 1, unit)
                     row = (*row[:11], False, *row[12:])
                     versions.append(row)
                     written.append(Written(rtype, rid, version + 1, row[12], False))

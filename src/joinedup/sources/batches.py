@@ -21,11 +21,13 @@ Any exception rolls the whole batch back; the batch row then says ``failed``.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import re
 import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -50,13 +52,21 @@ from joinedup.records.writer import (
     State,
     WriteContext,
     Written,
+    bulk_insert,
     prepare,
     refresh_statistics,
     write_transaction,
 )
-from joinedup.sources.contract import Accepted, Outcome, Rejected, Warning_
-from joinedup.sources.feeds import AdapterFactory, Feed, FeedRegistry, adapter_for_feed, sha256_file
-from joinedup.sources.quality import Quality, check_resource, scrub
+from joinedup.sources.contract import Outcome, Warning_
+from joinedup.sources.feeds import (
+    AdapterFactory,
+    Feed,
+    FeedAdapter,
+    FeedRegistry,
+    adapter_for_feed,
+    sha256_file,
+)
+from joinedup.sources.quality import Quality, scrub
 from joinedup.sources.quarantine import (
     CANONICAL,
     OPEN,
@@ -64,6 +74,13 @@ from joinedup.sources.quarantine import (
     Quarantine,
     QuarantinedUnit,
     canonical_reparse,
+)
+from joinedup.sources.staging import (
+    StageContext,
+    Staged,
+    StagedInWorker,
+    fewer_collections,
+    stage,
 )
 from joinedup.sources.tables import (
     BatchRow,
@@ -78,6 +95,9 @@ from joinedup.storage.engine import Database
 
 CHUNK_UNITS = 1000
 """Units per chunk: large enough for efficient executemany, small enough to bound memory."""
+WORKER_MIN_BYTES = 1 << 20
+"""Files from this size are staged in a worker process: below it, starting one costs more
+than the second core saves."""
 REPORT_DETAIL_LIMIT = 200
 """Problems and warnings listed one by one in a report; the rest are counted by field."""
 
@@ -219,10 +239,8 @@ class _Report:
 
 @dataclass(slots=True)
 class _Item:
-    outcome: Outcome
+    staged: Staged
     qunit: QuarantinedUnit | None = None
-    prepared: PreparedUnit | None = None
-    problems: list[Problem] = field(default_factory=list)
 
 
 class _Run:
@@ -255,6 +273,13 @@ class _Run:
         self.progress: Progress | None = None
         self._state: State = {}
         self.chunks = 0
+        self.stage_context = StageContext(
+            self.allowed,
+            self.today,
+            self.writer.last_updated,
+            self.writer.source_prefix,
+            batch_id,
+        )
 
     @property
     def refused(self) -> bool:
@@ -271,13 +296,14 @@ class _Run:
         if not items:
             return
         for item in items:
-            self._prepare(item)
+            if item.staged.rejected is not None and not item.staged.source_id:
+                self.rejected_without_id += 1
         self._duplicates(items)
         self._conflicts(items)
         accepted: list[_Item] = []
         for item in items:
             self.counts.read += 1
-            if item.prepared is not None:
+            if item.staged.prepared is not None:
                 self.counts.accepted += 1
                 self._warnings(item)
                 accepted.append(item)
@@ -295,31 +321,8 @@ class _Run:
         if self.progress is not None:
             self.progress(self.counts.read)
 
-    def _prepare(self, item: _Item) -> None:
-        o = item.outcome
-        if isinstance(o, Rejected):
-            item.problems = list(o.problems) or [Problem("rejected by the adapter", "")]
-            if not o.source_id:
-                self.rejected_without_id += 1
-            return
-        prepared = []
-        many = len(o.resources) > 1
-        for i, resource in enumerate(o.resources):
-            where = f"resources[{i}]." if many else ""
-            p, problems = prepare(resource, allowed_categories=self.allowed, where=where)
-            item.problems += problems
-            if p is not None:
-                prepared.append(p)
-        if not o.resources:
-            item.problems.append(Problem("the unit produced no resources", ""))
-        if not o.source_id:
-            item.problems.append(Problem("the unit has no source id", "source id"))
-        if not item.problems:
-            origin = item.qunit.batch_id if item.qunit is not None else None
-            item.prepared = PreparedUnit(o.unit, o.source_id, tuple(prepared), origin)
-
     def _duplicates(self, items: list[_Item]) -> None:
-        ids = {sid for it in items if (sid := it.outcome.source_id)}
+        ids = {sid for it in items if (sid := it.staged.source_id)}
         if not ids:
             return
         c = seen_table.c
@@ -331,54 +334,52 @@ class _Run:
                 )
             )
             earlier.update((sid, unit) for sid, unit in rows)
-        fresh: list[dict[str, Any]] = []
+        fresh: list[tuple[Any, ...]] = []
         for it in items:
-            sid = it.outcome.source_id
+            st = it.staged
+            sid = st.source_id
             if not sid:
                 continue
             first = earlier.get(sid)
             if first is None:
-                earlier[sid] = it.outcome.unit
-                fresh.append({"batch_id": self.batch_id, "source_id": sid, "unit": it.outcome.unit})
+                earlier[sid] = st.unit
+                fresh.append((self.batch_id, sid, st.unit))
                 continue
             self.quality.duplicate_source_ids += 1
-            it.prepared = None
-            it.problems.append(
-                Problem(
-                    f"duplicate source id: the same id was first read at unit {first}", "source id"
-                )
+            st.refuse(
+                [
+                    Problem(
+                        f"duplicate source id: the same id was first read at unit {first}",
+                        "source id",
+                    )
+                ]
             )
-        if fresh:
-            self.conn.execute(insert(seen_table), fresh)
+        bulk_insert(self.conn, seen_table, ("batch_id", "source_id", "unit"), fresh)
 
     def _conflicts(self, items: list[_Item]) -> None:
-        candidates = [it for it in items if it.prepared is not None]
+        candidates = [it.staged for it in items if it.staged.prepared is not None]
         if not candidates:
             return
-        units = [it.prepared for it in candidates if it.prepared is not None]
+        units = [st.prepared for st in candidates if st.prepared is not None]
         self._state = self.writer.lookup(p.key for u in units for p in u.resources)
         for pos, problems in self.writer.conflicts(units, self._state).items():
-            candidates[pos].prepared = None
-            candidates[pos].problems += problems
+            candidates[pos].refuse(problems)
 
     def _warnings(self, item: _Item) -> None:
-        o = item.outcome
-        assert isinstance(o, Accepted)
-        for w in o.warnings:
-            self.report.warning(o.unit, w.location, w.message)
-            self.counts.warnings += 1
-        for resource in o.resources:
-            for finding in check_resource(resource, self.quality, self.today):
-                self.report.warning(o.unit, finding.location, finding.message)
-                self.counts.warnings += 1
+        st = item.staged
+        for location, message in st.warnings:
+            self.report.warning(st.unit, location, message)
+        self.counts.warnings += len(st.warnings)
+        if st.quality is not None:
+            self.quality.add(st.quality)
 
     # -- rejections -----------------------------------------------------------------
     def _reject(self, item: _Item) -> None:
-        o = item.outcome
-        for p in item.problems:
-            self.report.problem(o.unit, p)
+        st = item.staged
+        for p in st.problems:
+            self.report.problem(st.unit, p)
         problems = [
-            {"location": scrub(p.location), "message": scrub(p.message)} for p in item.problems
+            {"location": scrub(p.location), "message": scrub(p.message)} for p in st.problems
         ]
         now = utcnow()
         if item.qunit is not None:
@@ -388,10 +389,10 @@ class _Run:
                 .values(problems=problems, attempts=item.qunit.attempts + 1, updated_at=now)
             )
             return
-        if isinstance(o, Rejected):
-            raw, extra = o.raw, dict(o.extra)
+        if st.rejected is not None:
+            raw, extra = st.rejected.raw, dict(st.rejected.extra)
         else:
-            raw = orjson.dumps(list(o.resources)).decode()
+            raw = st.canonical_json()
             extra = {"raw_kind": CANONICAL}
         self.conn.execute(
             insert(quarantine_table),
@@ -399,8 +400,8 @@ class _Run:
                 "batch_id": self.batch_id,
                 "feed_id": self.feed.id,
                 "org_code": self.feed.org,
-                "unit": o.unit,
-                "source_id": o.source_id,
+                "unit": st.unit,
+                "source_id": st.source_id,
                 "raw": raw,
                 "problems": problems,
                 "extra": extra,
@@ -414,7 +415,7 @@ class _Run:
 
     # -- writing --------------------------------------------------------------------
     def _write(self, items: list[_Item]) -> None:
-        units = [it.prepared for it in items if it.prepared is not None]
+        units = [it.staged.prepared for it in items if it.staged.prepared is not None]
         if not units:
             return
         result = self.writer.write(units, self._state)
@@ -437,18 +438,17 @@ class _Run:
     def _spool(self, items: list[_Item]) -> None:
         rows = []
         for it in items:
-            o = it.outcome
-            assert isinstance(o, Accepted)
+            st = it.staged
             self.spool_seq += 1
             rows.append(
                 {
                     "batch_id": self.batch_id,
                     "seq": self.spool_seq,
-                    "unit": o.unit,
-                    "source_id": o.source_id,
+                    "unit": st.unit,
+                    "source_id": st.source_id,
                     "origin_batch": it.qunit.batch_id if it.qunit else None,
                     "quarantine_id": it.qunit.id if it.qunit else None,
-                    "resources": orjson.dumps(list(o.resources)).decode(),
+                    "resources": st.canonical_json(),
                 }
             )
         if rows:
@@ -577,6 +577,28 @@ class BatchLoader:
         ``file_warnings`` is asked, once the file is read, for warnings about the
         file as a whole (an adapter's extra columns...); they go in the report.
         """
+        return self.ingest_staged(
+            feed_id,
+            lambda ctx: (stage(o, ctx) for o in outcomes),
+            source=source,
+            force=force,
+            progress=progress,
+            file_warnings=file_warnings,
+        )
+
+    def ingest_staged(
+        self,
+        feed_id: str,
+        staging: Callable[[StageContext], Iterable[Staged]],
+        *,
+        source: SourceFile | None = None,
+        force: bool = False,
+        progress: Progress | None = None,
+        file_warnings: Callable[[], Sequence[Warning_]] | None = None,
+    ) -> BatchResult:
+        """:meth:`ingest`, for units staged by the caller (e.g. in a worker process):
+        ``staging`` is called once, with the batch's context, after the
+        duplicate-file check, and its units are loaded in order."""
         feed = self._feeds.get(feed_id)
         if not feed.active:
             raise InvalidInput(f"feed {feed_id!r} is not active")
@@ -584,8 +606,14 @@ class BatchLoader:
             earlier = self._loaded_already(feed, source)
             if earlier is not None:
                 return self._record_duplicate(feed, source, earlier)
-        items = (_Item(o) for o in outcomes)
-        return self._run(feed, items, BatchKind.FILE, source, progress, file_warnings)
+        return self._run(
+            feed,
+            lambda ctx: (_Item(st) for st in staging(ctx)),
+            BatchKind.FILE,
+            source,
+            progress,
+            file_warnings,
+        )
 
     def run_reprocess(
         self,
@@ -595,12 +623,18 @@ class BatchLoader:
         progress: Progress | None = None,
     ) -> BatchResult:
         feed = self._feeds.get(feed_id)
-        return self._run(feed, (_Item(o, q) for o, q in items), BatchKind.REPROCESS, None, progress)
+        return self._run(
+            feed,
+            lambda ctx: (_Item(stage(o, ctx, q.batch_id), q) for o, q in items),
+            BatchKind.REPROCESS,
+            None,
+            progress,
+        )
 
     def _run(
         self,
         feed: Feed,
-        items: Iterable[_Item],
+        items: Callable[[StageContext], Iterable[_Item]],
         kind: BatchKind,
         source: SourceFile | None,
         progress: Progress | None,
@@ -612,11 +646,11 @@ class BatchLoader:
         with self._db.engine.begin() as conn:
             conn.execute(insert(batches_table), _new_row(batch_id, feed, kind, source, when))
         try:
-            with write_transaction(self._db) as conn:
+            with fewer_collections(), write_transaction(self._db) as conn:
                 conn.execute(select(FeedRow.id).where(FeedRow.id == feed.id).with_for_update())
                 run = _Run(self, conn, feed, batch_id, kind, when)
                 run.progress = progress
-                for item in items:
+                for item in items(run.stage_context):
                     run.add(item)
                 for w in file_warnings() if file_warnings is not None else ():
                     run.report.warning(0, w.location, w.message)
@@ -759,8 +793,11 @@ class Ingestion:
         observers: Sequence[ChunkObserver] = (),
         adapters: AdapterFactory = adapter_for_feed,
         chunk_units: int = CHUNK_UNITS,
+        worker_min_bytes: int | None = WORKER_MIN_BYTES,
     ) -> None:
         self.feeds = FeedRegistry(db)
+        self.worker_min_bytes = worker_min_bytes
+        """Files at least this big are read and staged in a worker process (None: never)."""
         self.loader = BatchLoader(db, self.feeds, observers=observers, chunk_units=chunk_units)
         self.quarantine = Quarantine(db)
         self._adapters = adapters
@@ -787,6 +824,8 @@ class Ingestion:
         feed = self._current_feed(feed_id)
         adapter = self._adapters(feed)
         source = SourceFile.from_path(path, name)
+        if self._use_worker(source):
+            return self._ingest_in_worker(feed, adapter, path, source, force, progress)
         reading = adapter.read(path)
         try:
             return self.loader.ingest(
@@ -801,6 +840,43 @@ class Ingestion:
             close = getattr(reading, "close", None)
             if close is not None:
                 close()
+
+    def _use_worker(self, source: SourceFile) -> bool:
+        return (
+            self.worker_min_bytes is not None
+            and source.size >= self.worker_min_bytes
+            and (os.cpu_count() or 1) > 1
+            and "fork" in multiprocessing.get_all_start_methods()
+        )
+
+    def _ingest_in_worker(
+        self,
+        feed: Feed,
+        adapter: FeedAdapter,
+        path: Path,
+        source: SourceFile,
+        force: bool,
+        progress: Progress | None,
+    ) -> BatchResult:
+        """:meth:`ingest_file` with the file read, mapped and staged on another core."""
+        workers: list[StagedInWorker] = []
+
+        def staging(ctx: StageContext) -> StagedInWorker:
+            workers.append(StagedInWorker(lambda: adapter.read(path), ctx))
+            return workers[-1]
+
+        try:
+            return self.loader.ingest_staged(
+                feed.id,
+                staging,
+                source=source,
+                force=force,
+                progress=progress,
+                file_warnings=lambda: workers[0].warnings if workers else [],
+            )
+        finally:
+            for worker in workers:
+                worker.close()
 
     def reprocess(
         self, feed_id: str, *, batch_id: str | None = None, progress: Progress | None = None

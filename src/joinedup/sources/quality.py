@@ -84,6 +84,17 @@ class Quality:
     implausibly_old_dates: int = 0
     duplicate_source_ids: int = 0
 
+    def add(self, other: Quality) -> None:
+        """Add ``other``'s counts to these (in place: once per unit of a batch)."""
+        self.patients += other.patients
+        self.nhs_number_present += other.nhs_number_present
+        self.nhs_number_valid += other.nhs_number_valid
+        self.birthdate_present += other.birthdate_present
+        self.postcode_present += other.postcode_present
+        self.future_dates += other.future_dates
+        self.implausibly_old_dates += other.implausibly_old_dates
+        self.duplicate_source_ids += other.duplicate_source_ids
+
     def __add__(self, other: Quality) -> Quality:
         return Quality(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
 
@@ -101,6 +112,23 @@ class Quality:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Quality:
         return cls(**{f.name: int(data.get(f.name, 0)) for f in fields(cls)})
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # plain positional pickling: the slotted dataclass default (fields() per object)
+        # costs more than the staging it ships between processes
+        return (
+            type(self),
+            (
+                self.patients,
+                self.nhs_number_present,
+                self.nhs_number_valid,
+                self.birthdate_present,
+                self.postcode_present,
+                self.future_dates,
+                self.implausibly_old_dates,
+                self.duplicate_source_ids,
+            ),
+        )
 
 
 def _ratio(part: int, whole: int) -> float | None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from joinedup.nhs_number import NHS_NUMBER_SYSTEM
 from joinedup.records.dates import MAX_TS, date_range
-from joinedup.records.params import SEARCH_PARAMS, Kind, index_rows, subject_id, walk
+from joinedup.records.params import SEARCH_PARAMS, Kind, index_rows, subject_id, tokens, walk
 
 
 def test_patient_rows() -> None:
@@ -76,3 +79,24 @@ def test_walk_flattens_lists() -> None:
     r = {"name": [{"given": ["a", "b"]}, {"given": ["c"]}, {"family": "x"}]}
     assert list(walk(r, "name.given")) == ["a", "b", "c"]
     assert list(walk(r, "name.prefix")) == []
+
+
+_SCALARS = st.none() | st.booleans() | st.sampled_from(["", "x", "y"]) | st.integers(0, 2)
+_JSON = st.recursive(
+    _SCALARS,
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.sampled_from(["coding", "value", "code", "system"]), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(_JSON)
+def test_index_token_rows_follow_the_reference_token_rules(value: object) -> None:
+    """The index's inlined token extraction equals :func:`tokens`, which the reference uses."""
+    resource = {"resourceType": "Observation", "id": "o1", "code": value}
+    items = walk(resource, "code")  # an element's list is walked, as every path is
+    try:
+        expected = {("code", s, c) for item in items for s, c in tokens(item) if c}
+    except TypeError:  # e.g. "coding" holding a number: neither may accept it
+        return
+    assert index_rows(resource).tokens == expected

@@ -44,7 +44,7 @@ def _view(stored: Any) -> dict[str, Any]:
     return {**stored.as_dict(), "resource": stored.resource}
 
 
-def _is_hub(svc: Services, org: str) -> bool:
+def is_hub(svc: Services, org: str) -> bool:
     with svc.db.session() as s:
         row = s.get(Organisation, org)
         return row is not None and row.kind == OrgKind.HUB.value
@@ -57,7 +57,7 @@ def _holds(svc: Services, org: str, patient_id: str) -> bool:
 
 def _may_see(svc: Services, token: AccessToken, stored: StoredConsent) -> bool:
     """The hub sees every directive; a partner what it may see through /fhir."""
-    return _is_hub(svc, token.org) or (
+    return is_hub(svc, token.org) or (
         _holds(svc, token.org, stored.directive.person) and visible_to(token.org, stored))
 
 
@@ -70,7 +70,7 @@ def create(request: Request, token: Token, svc: Svc, body: Annotated[Any, Body()
         recorded_by=recorder(token),
         known_orgs=[o["code"] for o in svc.registry.list_orgs()],
         known_agreements=svc.access.agreement_ids(),
-        holder_required=not _is_hub(svc, token.org),
+        holder_required=not is_hub(svc, token.org),
     )
     audit_change(request, token, stored, "created")
     return _view(stored)
@@ -87,7 +87,7 @@ def list_consents(
     if (patient is None) == (person is None):
         raise InvalidInput("say whose directives", [Problem("give exactly one of patient or person",
                                                             "patient")])
-    hub = _is_hub(svc, token.org)
+    hub = is_hub(svc, token.org)
     patients = _patients(svc, patient, person, None if hub else token.org)
     found = svc.consents.for_patients(
         patients, status=None if status is None else DirectiveStatus(status))
@@ -120,7 +120,7 @@ def read(token: Token, svc: Svc, consent_id: str) -> dict[str, Any]:
 
 @router.post("/{consent_id}/revoke", summary="Withdraw a directive (kept, made inactive)")
 def revoke(request: Request, token: Token, svc: Svc, consent_id: str) -> dict[str, Any]:
-    if not _is_hub(svc, token.org):
+    if not is_hub(svc, token.org):
         # A partner withdraws only what it recorded (never, say, an objection to itself
         # that the person made elsewhere), for a person it holds a record of.
         found = svc.consents.read(consent_id)

@@ -114,7 +114,11 @@ def test_a_declaration_that_shows_nothing_is_not_kept_and_looks_like_an_unknown_
 def test_a_declaration_needs_a_reason_without_nhs_numbers(demo: Demo) -> None:
     patient = demo.patients["RWC"][0]
     for body, where in (
-        (_declare(None, 9999), {"reason"}),
+        (_declare(None, 9999), {"reason", "hours"}),  # every problem at once
+        (_declare("x" * 1001, 0), {"reason", "hours"}),
+        ({"resourceType": "Parameters", "parameter": [
+            {"name": "reason", "valueString": "visit"}, {"name": "hours", "valueInteger": True}]},
+         {"parameter[1]"}),
         (_declare("NHS 943 476 5919 asked", None), {"reason"}),
         ({"resourceType": "Parameters", "parameter": [{"name": "why", "valueString": "x"}]},
          {"parameter[0]", "reason"}),
@@ -146,3 +150,23 @@ def test_no_declaration_stands_when_its_audit_event_cannot_be_written(demo: Demo
         assert r.status_code == 503
     assert demo.client.get(f"/fhir/Patient/{patient}/$everything",
                            headers=headers).status_code == 404
+
+
+def test_a_declaration_that_opens_nothing_new_is_not_kept(demo: Demo) -> None:
+    """The insider (RWC, with an open episode) already sees the person: declaring adds
+    nothing, so nothing is kept or reported as a successful declaration."""
+    patient = demo.patients["RWC"][0]
+    before = len(demo.svc.audit.search(EventQuery(
+        actions=frozenset({AuditAction.RELATIONSHIP_DECLARE}), org="RWC")))
+    r = demo.client.post(f"/fhir/Patient/{patient}/$declare-relationship",
+                         json=_declare("already on the ward"), headers=demo.insider)
+    assert r.status_code == 400, r.text
+    assert {e for i in r.json()["issue"] for e in i.get("expression", [])} == {"reason"}
+    events = demo.svc.audit.search(EventQuery(
+        actions=frozenset({AuditAction.RELATIONSHIP_DECLARE}), org="RWC"))
+    assert len(events) == before + 1
+    assert {e.event.outcome.value for e in events} == {"deny"}
+    from joinedup.access.models import DeclaredRelationshipRow
+
+    with demo.svc.db.session() as s:
+        assert s.query(DeclaredRelationshipRow).filter_by(org_code="RWC").count() == 0

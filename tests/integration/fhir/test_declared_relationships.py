@@ -170,3 +170,34 @@ def test_a_declaration_that_opens_nothing_new_is_not_kept(demo: Demo) -> None:
 
     with demo.svc.db.session() as s:
         assert s.query(DeclaredRelationshipRow).filter_by(org_code="RWC").count() == 0
+
+
+def test_a_refused_declaration_writes_nothing_so_it_does_what_an_unknown_patient_does(
+    demo: Demo,
+) -> None:
+    """No insert-then-delete for an existing Patient (two commits an unknown Patient's
+    refusal does not make, so a timing would tell them apart): the declaration is
+    decided in memory first and written only when it opens something."""
+    from sqlalchemy import event
+
+    issued = demo.svc.issuer.issue(
+        org="JHUB", client_id="jhub-app", purpose=Purpose.DIRECT_CARE,
+        scopes=frozenset({Permission.RECORDS_READ}), practitioner="JHUB-P001", role="clinician")
+    outsider = {"Authorization": f"Bearer {issued.access_token}"}
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "declared_relationships" in statement and not statement.lstrip().upper(
+        ).startswith("SELECT"):
+            statements.append(statement.split()[0].upper())
+
+    engine = demo.svc.db.engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        for patient in (demo.patients["RWC"][0], MISSING):
+            r = demo.client.post(f"/fhir/Patient/{patient}/$declare-relationship",
+                                 json=_declare("curious"), headers=outsider)
+            assert r.status_code == 404
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert statements == []

@@ -24,20 +24,16 @@ is the 404 an unknown Patient gets; the attempt is still audited (outcome
 
 from __future__ import annotations
 
-import contextlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import JSONResponse
 
-from joinedup.access.consent_store import (
-    DEFAULT_DECLARATION_HOURS,
-    MAX_DECLARATION_HOURS,
-    Declaration,
-)
+from joinedup.access.consent_store import DEFAULT_DECLARATION_HOURS, MAX_DECLARATION_HOURS
 from joinedup.access.decisions import Action, AlertKind, ReasonCode
 from joinedup.access.purposes import INDIVIDUAL_CARE, Purpose
-from joinedup.access.service import NOTHING_SERVED, requester_identity
+from joinedup.access.relationships import Relationship, RelationshipKind, Relationships
+from joinedup.access.service import NOTHING_SERVED, PersonAccess, requester_identity
 from joinedup.api.audit_trail import actor_of
 from joinedup.api.deps import Token, require, services
 from joinedup.audit.events import AuditAction, AuditEvent, Outcome, contains_nhs_number
@@ -116,16 +112,14 @@ def declare_relationship(
         raise Forbidden("a relationship is declared acting for individual care (direct care, "
                         "care coordination or safeguarding)")
     reason, hours = _parameters(body)
-    declaration: Declaration | None = None
-    # An unknown Patient is answered below, as one the declaration shows nothing of.
-    with contextlib.suppress(NotFound):
-        declaration = svc.consents.declare(
-            id, org=token.org, practitioner=practitioner, reason=reason, hours=hours)
-    access = None if declaration is None else svc.access.for_patient(token, id, Action.READ)
-    opened, visible = (False, False) if access is None else _opened(svc, access)
-    if declaration is None or access is None or not opened:
-        if declaration is not None:
-            svc.consents.withdraw_declaration(declaration.id)
+    # Decided first, with the declaration added in memory, and kept only if it opens
+    # something: a refusal writes nothing, so an existing Patient's refusal does the
+    # same work as an unknown one's (no insert and delete to time) and nothing is
+    # ever half-kept.
+    access = svc.access.for_patient(token, id, Action.READ)
+    declared = None if access is None else _with_declaration(access, reason)
+    opened, visible = (False, False) if declared is None else _opened(svc, declared)
+    if declared is None or not opened:
         svc.audit.append([_event(request, token, Outcome.DENY,
                                  None if access is None else access.person_id, id, reason,
                                  {"hours": hours}, [])])
@@ -135,7 +129,9 @@ def declare_relationship(
                 "(no agreement accepts one for what you cannot see yet, or you already "
                 "have a relationship)", "reason")])
         raise NotFound(f"Patient/{id} is not known")
-    alerts = sorted({a.to_org for a in access.decisions.alerts()
+    declaration = svc.consents.declare(
+        id, org=token.org, practitioner=practitioner, reason=reason, hours=hours)
+    alerts = sorted({a.to_org for a in declared.decisions.alerts()
                      if a.kind is AlertKind.SELF_DECLARED_RELATIONSHIP})
     try:
         svc.audit.append([_event(
@@ -158,7 +154,18 @@ def declare_relationship(
     }, status_code=201, media_type=FHIR_JSON)
 
 
-def _opened(svc: Services, access: Any) -> tuple[bool, bool]:
+def _with_declaration(access: PersonAccess, reason: str) -> PersonAccess:
+    """The requester's access as it would be with the declaration, decided by the same
+    decision point without writing anything (the point reads only whether a
+    self-declared relationship exists, not which)."""
+    d = access.decisions
+    relationships = Relationships.of(
+        [*d.relationships.items, Relationship(RelationshipKind.SELF_DECLARED, reason)])
+    decided = d.point.decide_for_person(d.requester, d.consents, relationships)
+    return PersonAccess(access.person_id, access.patient_ids, decided)
+
+
+def _opened(svc: Services, access: PersonAccess) -> tuple[bool, bool]:
     """(whether the declaration itself lets the requester see a record, whether they see
     any record of the person at all). Only a record permitted on the self-declared
     relationship counts as opened: one the practitioner's own organisation holds, or

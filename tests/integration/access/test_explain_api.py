@@ -139,3 +139,20 @@ def test_a_partner_ig_lead_explains_only_its_own_tokens_about_persons_it_holds(
     assert {o["kind"] for o in demo.svc.registry.list_orgs() if o["code"] == "JHUB"} == {
         OrgKind.HUB.value}
     assert asked(_ig(demo), own, demo.person).status_code == 200  # the hub may
+
+
+def test_a_token_that_reads_no_records_is_refused_alike_for_known_and_unknown_persons(
+    demo: Demo,
+) -> None:
+    """Checked before the person is looked up: 422 for both, the same body."""
+    from tests.integration.fhir.test_consent_need_to_know import _same
+
+    system = demo.svc.issuer.issue(org="RWC", client_id="rwc-app", purpose=Purpose.DIRECT_CARE,
+                                   scopes=frozenset({Permission.RECORDS_READ}))
+    for headers in (_ig(demo), _partner_ig(demo, "RWC")):
+        real = demo.client.post("/admin/access/explain", headers=headers, json={
+            "token": system.access_token, "person": demo.person})
+        fake = demo.client.post("/admin/access/explain", headers=headers, json={
+            "token": system.access_token, "person": MISSING})
+        assert fake.status_code == 422, fake.text
+        _same(real, fake, demo.person)

@@ -110,11 +110,7 @@ def from_fhir(resource: dict[str, Any]) -> ConsentDirective:
     person = (resource.get("patient") or {}).get("reference", "")
     if not person.startswith("Patient/"):
         problems.append(Problem("must reference Patient/{id}", "patient.reference"))
-    orgs = [
-        (a.get("reference") or {}).get("identifier", {}).get("value")
-        for a in provision.get("actor") or []
-        if (a.get("reference") or {}).get("identifier", {}).get("system") == ODS_SYSTEM
-    ]
+    orgs, agreements = named(resource)
     if len(orgs) > 1:
         problems.append(Problem("name at most one organisation", "provision.actor"))
     labels = [
@@ -129,33 +125,75 @@ def from_fhir(resource: dict[str, Any]) -> ConsentDirective:
             category = DataCategory(labels[0])
         except ValueError:
             problems.append(Problem(f"unknown category {labels[0]!r}", "provision.securityLabel"))
-    agreements = [p.removeprefix(AGREEMENT_URN) for p in policies if p.startswith(AGREEMENT_URN)]
+    if len(agreements) > 1:
+        problems.append(Problem("name at most one agreement", "policy.uri"))
     period = provision.get("period") or {}
     status = resource.get("status")
     if status not in ("active", "inactive"):
         problems.append(Problem("only active and inactive consents are directives", "status"))
     if not resource.get("id"):
         problems.append(Problem("is required", "id"))
-    if not resource.get("dateTime"):
-        problems.append(Problem("is required", "dateTime"))
-    if problems:
-        raise ConsentError("the Consent is not a directive joinedup understands", problems)
+    recorded = _day(resource.get("dateTime"), "dateTime", problems, required=True)
+    start = _day(period.get("start"), "provision.period.start", problems)
+    end = _day(period.get("end"), "provision.period.end", problems)
+    if recorded is not None and resource.get("id") and person.startswith("Patient/") and not (
+            labels and category is None):  # else its own rules would repeat those problems
+        try:  # the directive's own rules (what an objection or a consent names, dates)
+            directive = ConsentDirective(
+                id=resource["id"],
+                person=person.removeprefix("Patient/"),
+                kind=kind,
+                recorded=recorded,
+                status=DirectiveStatus.INACTIVE if status == "inactive" else
+                DirectiveStatus.ACTIVE,
+                organisation=orgs[0] if orgs else None,
+                category=category,
+                agreement_id=agreements[0] if agreements else None,
+                start=start,
+                end=end,
+            )
+        except ValueError as exc:
+            problems += [Problem(p, "provision") for p in str(exc).split("; ")]
+        else:
+            if not problems:
+                return directive
+    raise ConsentError("the Consent is not a directive joinedup understands", problems)
+
+
+def _day(value: Any, where: str, problems: list[Problem], *, required: bool = False
+         ) -> date | None:
+    """A full date from a FHIR date or dateTime; a partial one (``2024``, ``2024-05``)
+    is refused rather than guessed at, since it decides when a directive is in force."""
+    if not value:
+        if required:
+            problems.append(Problem("is required", where))
+        return None
     try:
-        return ConsentDirective(
-            id=resource["id"],
-            person=person.removeprefix("Patient/"),
-            kind=kind,
-            recorded=date.fromisoformat(resource["dateTime"][:10]),
-            status=DirectiveStatus(str(status)),
-            organisation=orgs[0] if orgs else None,
-            category=category,
-            agreement_id=agreements[0] if agreements else None,
-            start=date.fromisoformat(period["start"][:10]) if period.get("start") else None,
-            end=date.fromisoformat(period["end"][:10]) if period.get("end") else None,
-        )
-    except ValueError as exc:
-        raise ConsentError("the Consent is not a valid directive",
-                           [Problem(str(exc), "provision")]) from None
+        return date.fromisoformat(str(value)[:10])
+    except ValueError:
+        problems.append(Problem("must be a full date (YYYY-MM-DD) or date and time", where))
+        return None
+
+
+def named(resource: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """(ODS codes of the organisations, ids of the agreements) a Consent names, read
+    leniently so they can be checked even in a Consent with other problems."""
+    found = resource.get("provision")
+    provision: dict[str, Any] = found if isinstance(found, dict) else {}
+    orgs: list[str] = []
+    for a in _list(provision.get("actor")):
+        ident = ((a.get("reference") if isinstance(a, dict) else None) or {}).get("identifier")
+        if isinstance(ident, dict) and ident.get("system") == ODS_SYSTEM:
+            value = ident.get("value")
+            orgs.append(value if isinstance(value, str) else "")
+    uris = [p.get("uri", "") for p in _list(resource.get("policy")) if isinstance(p, dict)]
+    agreements = [u.removeprefix(AGREEMENT_URN) for u in uris
+                  if isinstance(u, str) and u.startswith(AGREEMENT_URN)]
+    return orgs, agreements
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _codes(concept: dict[str, Any] | None, system: str) -> set[str]:

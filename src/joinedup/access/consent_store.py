@@ -43,7 +43,7 @@ from joinedup.access.consent import (
     DirectiveStatus,
     PersonConsents,
 )
-from joinedup.access.consent_fhir import ODS_SYSTEM, ConsentError, from_fhir, to_fhir
+from joinedup.access.consent_fhir import ODS_SYSTEM, ConsentError, from_fhir, named, to_fhir
 from joinedup.access.models import ConsentRow, DeclaredRelationshipRow
 from joinedup.access.purposes import Purpose
 from joinedup.access.relationships import Relationship, RelationshipKind
@@ -226,18 +226,15 @@ class ConsentStore:
                     if holder_required else f"{ref} is not in the person index",
                     "patient.reference",
                 ))
-        if directive is not None:
-            orgs = set(known_orgs)
-            if directive.organisation is not None and directive.organisation not in orgs:
-                problems.append(Problem(
-                    f"unknown organisation {directive.organisation!r}", "provision.actor"))
-            if directive.agreement_id is not None and directive.agreement_id not in set(
-                known_agreements
-            ):
-                problems.append(Problem(
-                    f"unknown agreement {directive.agreement_id!r}", "policy.uri"))
-            if directive.status is not DirectiveStatus.ACTIVE:
-                problems.append(Problem("a new directive must be active", "status"))
+        # The names are checked even when the Consent has other problems: all at once.
+        named_orgs, named_agreements = named(body)
+        orgs, agreements = set(known_orgs), set(known_agreements)
+        problems += [Problem(f"unknown organisation {o!r}", "provision.actor")
+                     for o in named_orgs if o not in orgs]
+        problems += [Problem(f"unknown agreement {a!r}", "policy.uri")
+                     for a in named_agreements if a not in agreements]
+        if directive is not None and directive.status is not DirectiveStatus.ACTIVE:
+            problems.append(Problem("a new directive must be active", "status"))
         if problems or directive is None or person is None:
             raise ConsentError("the Consent is not a directive joinedup can record", problems)
         now = utcnow()

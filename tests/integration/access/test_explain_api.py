@@ -103,3 +103,56 @@ def test_the_explained_token_must_be_valid_and_the_caller_needs_audit_read(demo:
     r = demo.client.post("/admin/access/explain", headers=_ig(demo, Permission.CONSENTS_WRITE),
                          json={"token": _bearer(demo.insider), "person": demo.person})
     assert r.status_code == 403
+
+
+def _partner_ig(demo: Demo, org: str) -> dict[str, str]:
+    issued = demo.svc.issuer.issue(
+        org=org, client_id=f"{org.lower()}-app", purpose=Purpose.GOVERNANCE,
+        scopes=frozenset({Permission.AUDIT_READ}), practitioner=f"{org}-P001", role="ig-lead")
+    return {"Authorization": f"Bearer {issued.access_token}"}
+
+
+def test_a_partner_ig_lead_explains_only_its_own_tokens_about_persons_it_holds(
+    demo: Demo,
+) -> None:
+    """The answer names every record holder and directive of the person: a partner's
+    IG lead asking about anyone else gets what an unknown person gets."""
+    from joinedup.orgs.vocab import OrgKind
+    from tests.integration.fhir.test_consent_need_to_know import _partner, _same, _stranger
+
+    stranger = _stranger(demo)
+    own = _bearer(_partner(demo, stranger))
+
+    def asked(headers: dict[str, str], token: str, person: str) -> Any:
+        return demo.client.post("/admin/access/explain", headers=headers,
+                                json={"token": token, "person": person})
+
+    ig = _partner_ig(demo, stranger)
+    real, fake = asked(ig, own, demo.person), asked(ig, own, MISSING)
+    assert fake.status_code == 404
+    _same(real, fake, demo.person)
+    # RWC holds a record of the person: its IG lead explains RWC's tokens, not others'.
+    rwc = _partner_ig(demo, "RWC")
+    assert asked(rwc, _bearer(demo.insider), demo.person).status_code == 200
+    real, fake = asked(rwc, own, demo.person), asked(rwc, own, MISSING)
+    _same(real, fake, demo.person)
+    assert {o["kind"] for o in demo.svc.registry.list_orgs() if o["code"] == "JHUB"} == {
+        OrgKind.HUB.value}
+    assert asked(_ig(demo), own, demo.person).status_code == 200  # the hub may
+
+
+def test_a_token_that_reads_no_records_is_refused_alike_for_known_and_unknown_persons(
+    demo: Demo,
+) -> None:
+    """Checked before the person is looked up: 422 for both, the same body."""
+    from tests.integration.fhir.test_consent_need_to_know import _same
+
+    system = demo.svc.issuer.issue(org="RWC", client_id="rwc-app", purpose=Purpose.DIRECT_CARE,
+                                   scopes=frozenset({Permission.RECORDS_READ}))
+    for headers in (_ig(demo), _partner_ig(demo, "RWC")):
+        real = demo.client.post("/admin/access/explain", headers=headers, json={
+            "token": system.access_token, "person": demo.person})
+        fake = demo.client.post("/admin/access/explain", headers=headers, json={
+            "token": system.access_token, "person": MISSING})
+        assert fake.status_code == 422, fake.text
+        _same(real, fake, demo.person)

@@ -114,7 +114,11 @@ def test_a_declaration_that_shows_nothing_is_not_kept_and_looks_like_an_unknown_
 def test_a_declaration_needs_a_reason_without_nhs_numbers(demo: Demo) -> None:
     patient = demo.patients["RWC"][0]
     for body, where in (
-        (_declare(None, 9999), {"reason"}),
+        (_declare(None, 9999), {"reason", "hours"}),  # every problem at once
+        (_declare("x" * 1001, 0), {"reason", "hours"}),
+        ({"resourceType": "Parameters", "parameter": [
+            {"name": "reason", "valueString": "visit"}, {"name": "hours", "valueInteger": True}]},
+         {"parameter[1]"}),
         (_declare("NHS 943 476 5919 asked", None), {"reason"}),
         ({"resourceType": "Parameters", "parameter": [{"name": "why", "valueString": "x"}]},
          {"parameter[0]", "reason"}),
@@ -146,3 +150,54 @@ def test_no_declaration_stands_when_its_audit_event_cannot_be_written(demo: Demo
         assert r.status_code == 503
     assert demo.client.get(f"/fhir/Patient/{patient}/$everything",
                            headers=headers).status_code == 404
+
+
+def test_a_declaration_that_opens_nothing_new_is_not_kept(demo: Demo) -> None:
+    """The insider (RWC, with an open episode) already sees the person: declaring adds
+    nothing, so nothing is kept or reported as a successful declaration."""
+    patient = demo.patients["RWC"][0]
+    before = len(demo.svc.audit.search(EventQuery(
+        actions=frozenset({AuditAction.RELATIONSHIP_DECLARE}), org="RWC")))
+    r = demo.client.post(f"/fhir/Patient/{patient}/$declare-relationship",
+                         json=_declare("already on the ward"), headers=demo.insider)
+    assert r.status_code == 400, r.text
+    assert {e for i in r.json()["issue"] for e in i.get("expression", [])} == {"reason"}
+    events = demo.svc.audit.search(EventQuery(
+        actions=frozenset({AuditAction.RELATIONSHIP_DECLARE}), org="RWC"))
+    assert len(events) == before + 1
+    assert {e.event.outcome.value for e in events} == {"deny"}
+    from joinedup.access.models import DeclaredRelationshipRow
+
+    with demo.svc.db.session() as s:
+        assert s.query(DeclaredRelationshipRow).filter_by(org_code="RWC").count() == 0
+
+
+def test_a_refused_declaration_writes_nothing_so_it_does_what_an_unknown_patient_does(
+    demo: Demo,
+) -> None:
+    """No insert-then-delete for an existing Patient (two commits an unknown Patient's
+    refusal does not make, so a timing would tell them apart): the declaration is
+    decided in memory first and written only when it opens something."""
+    from sqlalchemy import event
+
+    issued = demo.svc.issuer.issue(
+        org="JHUB", client_id="jhub-app", purpose=Purpose.DIRECT_CARE,
+        scopes=frozenset({Permission.RECORDS_READ}), practitioner="JHUB-P001", role="clinician")
+    outsider = {"Authorization": f"Bearer {issued.access_token}"}
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "declared_relationships" in statement and not statement.lstrip().upper(
+        ).startswith("SELECT"):
+            statements.append(statement.split()[0].upper())
+
+    engine = demo.svc.db.engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        for patient in (demo.patients["RWC"][0], MISSING):
+            r = demo.client.post(f"/fhir/Patient/{patient}/$declare-relationship",
+                                 json=_declare("curious"), headers=outsider)
+            assert r.status_code == 404
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert statements == []

@@ -559,7 +559,11 @@ def render() -> str:
         "does and lists, per owner organisation holding a record of the person, each "
         "category and sensitivity with the decision, reason codes, agreement, the consent "
         "directive that decided and the obligations, and the meaning of each reason code. "
-        "Explaining is audited (`access.explain`); an unknown person is not found.",
+        "Explaining is audited (`access.explain`); an unknown person is not found. "
+        "Through the admin API the hub's IG staff explain anyone's access; a partner "
+        "organisation's IG lead explains only its own organisation's tokens about a person "
+        "it holds a record of (the answer names every record holder and directive of the "
+        "person), and anything else is answered as an unknown person.",
         "",
         "## Agreements in the tables",
         "",

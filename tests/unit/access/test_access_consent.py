@@ -124,3 +124,38 @@ def test_fhir_problems_are_all_listed() -> None:
 def test_fhir_that_is_not_a_consent_is_refused() -> None:
     with pytest.raises(ConsentError, match="not a valid FHIR R4 Consent"):
         from_fhir({"resourceType": "Consent", "status": 7})
+
+
+def test_fhir_problems_include_the_directives_own_rules_dates_and_agreements() -> None:
+    """Every problem at once: a bad status, two agreements, a partial date, and an
+    objection naming both an organisation and a category."""
+    resource = to_fhir(directive("c1", K.OBJECTION, organisation="WPOLICE"))
+    resource["status"] = "draft"
+    resource["policy"] = [{"uri": "urn:joinedup:agreement:a"},
+                          {"uri": "urn:joinedup:agreement:b"}]
+    resource["provision"]["securityLabel"] = [
+        {"system": "https://joinedup.dev/fhir/CodeSystem/data-category", "code": "housing"}]
+    resource["provision"]["period"] = {"start": "2026"}
+    with pytest.raises(ConsentError) as info:
+        from_fhir(resource)
+    locations = {p.location for p in info.value.problems}
+    assert locations == {"status", "policy.uri", "provision.period.start", "provision"}
+    messages = " ".join(p.message for p in info.value.problems)
+    assert "exactly one of an organisation or a category" in messages
+    assert "cannot name an agreement" in messages
+
+
+def test_a_consent_naming_two_agreements_is_refused_not_read_as_the_first() -> None:
+    resource = to_fhir(directive("c1", K.EXPLICIT_CONSENT, organisation="WPOLICE"))
+    resource["policy"] = [{"uri": "urn:joinedup:agreement:a"},
+                          {"uri": "urn:joinedup:agreement:b"}]
+    with pytest.raises(ConsentError) as info:
+        from_fhir(resource)
+    assert [p.location for p in info.value.problems] == ["policy.uri"]
+
+
+def test_names_are_read_leniently_from_a_malformed_consent() -> None:
+    from joinedup.access.consent_fhir import named
+
+    assert named({"provision": {"actor": 5}, "policy": "x"}) == ([], [])
+    assert named({"provision": "x"}) == ([], [])

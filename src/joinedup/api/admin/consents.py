@@ -7,6 +7,13 @@ admin schema (``StoredConsent.as_dict`` with the stored ``resource``). Unlike
 ``POST /fhir/Consent``, the recording organisation (the token's) need not hold
 a record of the person: the hub records for the whole area. Every change is a
 ``consent.change`` audit event.
+
+Only the **hub** (an organisation of kind ``hub``) has these powers: partners'
+systems get ``consents:write`` to record through ``/fhir``, and a partner's token
+here is held to the partner rules (``joinedup.api.fhir.consent``): it records
+only for a person it holds a record of, sees only the directives it recorded or
+that name it, withdraws only what it recorded; anything else is answered as an
+unknown person or directive.
 """
 
 from __future__ import annotations
@@ -16,10 +23,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Query, Request
 
 from joinedup.access.consent import DirectiveStatus
+from joinedup.access.consent_store import StoredConsent
 from joinedup.api.deps import Token, require, services
-from joinedup.api.fhir.consent import audit_change, recorder
+from joinedup.api.fhir.consent import audit_change, recorder, visible_to
 from joinedup.auth.permissions import Permission
+from joinedup.auth.tokens import AccessToken
 from joinedup.errors import InvalidInput, NotFound, Problem
+from joinedup.orgs.models import Organisation
+from joinedup.orgs.vocab import OrgKind
 from joinedup.services import Services
 
 router = APIRouter(
@@ -33,6 +44,23 @@ def _view(stored: Any) -> dict[str, Any]:
     return {**stored.as_dict(), "resource": stored.resource}
 
 
+def is_hub(svc: Services, org: str) -> bool:
+    with svc.db.session() as s:
+        row = s.get(Organisation, org)
+        return row is not None and row.kind == OrgKind.HUB.value
+
+
+def _holds(svc: Services, org: str, patient_id: str) -> bool:
+    found = svc.consents.person_of_patient(patient_id)
+    return found is not None and org in found[1]
+
+
+def _may_see(svc: Services, token: AccessToken, stored: StoredConsent) -> bool:
+    """The hub sees every directive; a partner what it may see through /fhir."""
+    return is_hub(svc, token.org) or (
+        _holds(svc, token.org, stored.directive.person) and visible_to(token.org, stored))
+
+
 @router.post("", status_code=201, summary="Record a directive (a FHIR Consent body)")
 def create(request: Request, token: Token, svc: Svc, body: Annotated[Any, Body()]
            ) -> dict[str, Any]:
@@ -42,7 +70,7 @@ def create(request: Request, token: Token, svc: Svc, body: Annotated[Any, Body()
         recorded_by=recorder(token),
         known_orgs=[o["code"] for o in svc.registry.list_orgs()],
         known_agreements=svc.access.agreement_ids(),
-        holder_required=False,
+        holder_required=not is_hub(svc, token.org),
     )
     audit_change(request, token, stored, "created")
     return _view(stored)
@@ -50,6 +78,7 @@ def create(request: Request, token: Token, svc: Svc, body: Annotated[Any, Body()
 
 @router.get("", summary="A person's directives, by Patient id or person id")
 def list_consents(
+    token: Token,
     svc: Svc,
     patient: Annotated[str | None, Query()] = None,
     person: Annotated[str | None, Query()] = None,
@@ -58,35 +87,46 @@ def list_consents(
     if (patient is None) == (person is None):
         raise InvalidInput("say whose directives", [Problem("give exactly one of patient or person",
                                                             "patient")])
-    patients = _patients(svc, patient, person)
+    hub = is_hub(svc, token.org)
+    patients = _patients(svc, patient, person, None if hub else token.org)
     found = svc.consents.for_patients(
         patients, status=None if status is None else DirectiveStatus(status))
-    return [_view(c) for c in found]
+    return [_view(c) for c in found if hub or visible_to(token.org, c)]
 
 
-def _patients(svc: Services, patient: str | None, person: str | None) -> list[str]:
+def _patients(svc: Services, patient: str | None, person: str | None,
+              holder: str | None) -> list[str]:
+    """The person's Patient ids; ``NotFound`` for an unknown person, and alike for one
+    ``holder`` (a partner) holds no record of."""
     if person is not None:
         found = svc.consents.patients_of_person(person)
-        if found is None:
+        if not found or (holder is not None and not _holds(svc, holder, found[0])):
             raise NotFound(f"no person {person}")
         return found
     assert patient is not None
     of = svc.consents.person_of_patient(patient.removeprefix("Patient/"))
-    if of is None:
+    if of is None or (holder is not None and holder not in of[1]):
         raise NotFound(f"Patient/{patient} is not in the person index")
     return sorted(p for ids in of[1].values() for p in ids)
 
 
 @router.get("/{consent_id}", summary="One directive")
-def read(svc: Svc, consent_id: str) -> dict[str, Any]:
+def read(token: Token, svc: Svc, consent_id: str) -> dict[str, Any]:
     stored = svc.consents.read(consent_id)
-    if stored is None:
+    if stored is None or not _may_see(svc, token, stored):
         raise NotFound(f"Consent/{consent_id} is not known")
     return _view(stored)
 
 
 @router.post("/{consent_id}/revoke", summary="Withdraw a directive (kept, made inactive)")
 def revoke(request: Request, token: Token, svc: Svc, consent_id: str) -> dict[str, Any]:
+    if not is_hub(svc, token.org):
+        # A partner withdraws only what it recorded (never, say, an objection to itself
+        # that the person made elsewhere), for a person it holds a record of.
+        found = svc.consents.read(consent_id)
+        if (found is None or found.recorded_by_org != token.org
+                or not _holds(svc, token.org, found.directive.person)):
+            raise NotFound(f"Consent/{consent_id} is not known")
     stored = svc.consents.revoke(consent_id, by_org=token.org, by=recorder(token))
     audit_change(request, token, stored, "revoked")
     return _view(stored)

@@ -54,6 +54,14 @@ def recorder(token: AccessToken) -> str:
     return token.practitioner or f"system/{token.client_id}"
 
 
+def visible_to(org: str, stored: StoredConsent) -> bool:
+    """Need to know: an organisation holding a record of the person sees the directives
+    it recorded and those naming it, not what the person told other organisations about
+    yet others (an explicit consent to a charity, an objection to the police, who
+    recorded them and against which organisation's Patient record)."""
+    return stored.recorded_by_org == org or stored.directive.organisation == org
+
+
 def _holds_record(svc: Services, org: str, patient_id: str) -> tuple[str, list[str]] | None:
     """(person id, the person's Patient ids) if ``org`` holds a Patient record of the
     person behind ``patient_id``; None otherwise (unknown and not held look the same)."""
@@ -130,7 +138,7 @@ def read_consent(id: str, request: Request, token: Token, svc: Svc) -> JSONRespo
     if stored is None:  # a Consent that arrived in an organisation's feed, if any
         return records.read("Consent", id, request, token, svc)
     held = _holds_record(svc, token.org, stored.directive.person)
-    if held is None:
+    if held is None or not visible_to(token.org, stored):
         _audit_read(svc, request, token, AuditAction.RECORD_READ, f"Consent/{id}", None, [])
         raise NotFound(f"Consent/{id} is not known")
     _audit_read(svc, request, token, AuditAction.RECORD_READ, f"Consent/{id}", held[0],
@@ -155,8 +163,9 @@ def search_consents(request: Request, token: Token, svc: Svc) -> JSONResponse:
         raise UserError("the Consent search cannot be run", problems)
     patient = patients[0].removeprefix("Patient/")
     held = _holds_record(svc, token.org, patient)
-    found = [] if held is None else svc.consents.for_patients(
+    found = [] if held is None else [c for c in svc.consents.for_patients(
         held[1], status=None if status is None else DirectiveStatus(status))
+        if visible_to(token.org, c)]
     refs = [f"Consent/{c.directive.id}" for c in found]
     _audit_read(svc, request, token, AuditAction.RECORD_SEARCH, "Consent?",
                 held[0] if held else None, refs)

@@ -24,16 +24,16 @@ is the 404 an unknown Patient gets; the attempt is still audited (outcome
 
 from __future__ import annotations
 
-import contextlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import JSONResponse
 
-from joinedup.access.consent_store import DEFAULT_DECLARATION_HOURS, Declaration
-from joinedup.access.decisions import Action, AlertKind
+from joinedup.access.consent_store import DEFAULT_DECLARATION_HOURS, MAX_DECLARATION_HOURS
+from joinedup.access.decisions import Action, AlertKind, ReasonCode
 from joinedup.access.purposes import INDIVIDUAL_CARE, Purpose
-from joinedup.access.service import NOTHING_SERVED, requester_identity
+from joinedup.access.relationships import Relationship, RelationshipKind, Relationships
+from joinedup.access.service import NOTHING_SERVED, PersonAccess, requester_identity
 from joinedup.api.audit_trail import actor_of
 from joinedup.api.deps import Token, require, services
 from joinedup.audit.events import AuditAction, AuditEvent, Outcome, contains_nhs_number
@@ -57,22 +57,32 @@ def _parameters(body: Any) -> tuple[str, int]:
     problems: list[Problem] = []
     for i, p in enumerate(body.get("parameter") or []):
         name = p.get("name") if isinstance(p, dict) else None
+        value = p.get("valueInteger") if name == "hours" else None
         if name == "reason" and isinstance(p.get("valueString"), str):
             values["reason"] = p["valueString"]
-        elif name == "hours" and isinstance(p.get("valueInteger"), int):
-            values["hours"] = p["valueInteger"]
+        elif name == "hours" and isinstance(value, int) and not isinstance(value, bool):
+            values["hours"] = value
         else:
             problems.append(Problem("expected reason (valueString) or hours (valueInteger)",
                                     f"parameter[{i}]"))
     reason = str(values.get("reason", "")).strip()
     if not reason:
         problems.append(Problem("a self-declared relationship needs a reason", "reason"))
+    elif len(reason) > MAX_REASON:
+        problems.append(Problem(f"at most {MAX_REASON} characters", "reason"))
     elif contains_nhs_number(reason):
         problems.append(Problem("must not contain an NHS number (it goes to the audit log)",
                                 "reason"))
+    hours = values.get("hours", DEFAULT_DECLARATION_HOURS)
+    if not 1 <= hours <= MAX_DECLARATION_HOURS:
+        problems.append(Problem(f"must be 1 to {MAX_DECLARATION_HOURS} hours", "hours"))
     if problems:
         raise InvalidInput("the declaration is not valid", problems)
-    return reason, int(values.get("hours", DEFAULT_DECLARATION_HOURS))
+    return reason, int(hours)
+
+
+MAX_REASON = 1000
+"""As ``ConsentStore.declare`` allows; checked here too so every problem is listed at once."""
 
 
 def _event(request: Request, token: AccessToken, outcome: Outcome, person: str | None,
@@ -102,21 +112,26 @@ def declare_relationship(
         raise Forbidden("a relationship is declared acting for individual care (direct care, "
                         "care coordination or safeguarding)")
     reason, hours = _parameters(body)
-    declaration: Declaration | None = None
-    # An unknown Patient is answered below, as one the declaration shows nothing of.
-    with contextlib.suppress(NotFound):
-        declaration = svc.consents.declare(
-            id, org=token.org, practitioner=practitioner, reason=reason, hours=hours)
-    access = None if declaration is None else svc.access.for_patient(token, id, Action.READ)
-    visible = access is not None and _sees_something(svc, access)
-    if declaration is None or access is None or not visible:
-        if declaration is not None:
-            svc.consents.withdraw_declaration(declaration.id)
+    # Decided first, with the declaration added in memory, and kept only if it opens
+    # something: a refusal writes nothing, so an existing Patient's refusal does the
+    # same work as an unknown one's (no insert and delete to time) and nothing is
+    # ever half-kept.
+    access = svc.access.for_patient(token, id, Action.READ)
+    declared = None if access is None else _with_declaration(access, reason)
+    opened, visible = (False, False) if declared is None else _opened(svc, declared)
+    if declared is None or not opened:
         svc.audit.append([_event(request, token, Outcome.DENY,
                                  None if access is None else access.person_id, id, reason,
                                  {"hours": hours}, [])])
+        if visible:  # they see the person already: saying it adds nothing tells nothing new
+            raise InvalidInput("the declaration is not kept", [Problem(
+                "a self-declared relationship would show you nothing more of this person "
+                "(no agreement accepts one for what you cannot see yet, or you already "
+                "have a relationship)", "reason")])
         raise NotFound(f"Patient/{id} is not known")
-    alerts = sorted({a.to_org for a in access.decisions.alerts()
+    declaration = svc.consents.declare(
+        id, org=token.org, practitioner=practitioner, reason=reason, hours=hours)
+    alerts = sorted({a.to_org for a in declared.decisions.alerts()
                      if a.kind is AlertKind.SELF_DECLARED_RELATIONSHIP})
     try:
         svc.audit.append([_event(
@@ -139,6 +154,23 @@ def declare_relationship(
     }, status_code=201, media_type=FHIR_JSON)
 
 
-def _sees_something(svc: Services, access: Any) -> bool:
-    """Whether the requester, with the declaration, gets anything of the person's records."""
-    return bool(svc.records.by_subject(access.patient_ids, where=access.where(), limit=1))
+def _with_declaration(access: PersonAccess, reason: str) -> PersonAccess:
+    """The requester's access as it would be with the declaration, decided by the same
+    decision point without writing anything (the point reads only whether a
+    self-declared relationship exists, not which)."""
+    d = access.decisions
+    relationships = Relationships.of(
+        [*d.relationships.items, Relationship(RelationshipKind.SELF_DECLARED, reason)])
+    decided = d.point.decide_for_person(d.requester, d.consents, relationships)
+    return PersonAccess(access.person_id, access.patient_ids, decided)
+
+
+def _opened(svc: Services, access: PersonAccess) -> tuple[bool, bool]:
+    """(whether the declaration itself lets the requester see a record, whether they see
+    any record of the person at all). Only a record permitted on the self-declared
+    relationship counts as opened: one the practitioner's own organisation holds, or
+    sees on a relationship the records show, needs no declaration."""
+    found = svc.records.by_subject(access.patient_ids, where=access.where())
+    opened = any(ReasonCode.SELF_DECLARED_RELATIONSHIP in access.decisions_for(s).reasons
+                 and access.decisions_for(s).permitted for s in found)
+    return opened, bool(found)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from joinedup.errors import Conflict, InvalidInput, NotFound, Problem
 from joinedup.orgs.models import ClientSystem, Organisation, Practitioner, Team
 from joinedup.orgs.specs import OrgSpec, PractitionerSpec, SystemSpec, TeamSpec
+from joinedup.orgs.vocab import OrgKind
 from joinedup.storage.engine import Database
 
 
@@ -83,6 +84,13 @@ class Registry:
                 [practitioner_view(p) for p in people],
                 [system_view(x) for x in systems],
             )
+
+    def is_hub(self, code: str) -> bool:
+        """Whether ``code`` is the area's hub, whose staff act for the whole area (IG across
+        every organisation, stewarding, registering feeds for others)."""
+        with self._db.session() as s:
+            org = s.get(Organisation, code)
+            return org is not None and org.kind == OrgKind.HUB.value
 
     def practitioner(self, session: Session, practitioner_id: str) -> Practitioner | None:
         return session.get(Practitioner, practitioner_id)

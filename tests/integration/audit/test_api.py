@@ -20,6 +20,8 @@ from joinedup.api.deps import authenticated
 from joinedup.api.fhir import audit as fhir_audit
 from joinedup.audit import AuditAction, AuditKeyStore, AuditLog, EventQuery, Outcome
 from joinedup.auth.permissions import Permission
+from joinedup.orgs.specs import OrgSpec
+from joinedup.orgs.vocab import OrgKind
 from joinedup.services import Services
 from tests.support import audit_store_refuses_writes
 from tests.unit.audit.factory import T0, read
@@ -36,6 +38,7 @@ def log(services: Services, tmp_path: Path) -> Iterator[AuditLog]:
 
 @pytest.fixture
 def api(services: Services, log: AuditLog) -> Iterator[TestClient]:
+    services.registry.add_org(OrgSpec(code="JHUB", name="Wessex hub", kind=OrgKind.HUB))
     app = create_app(services)
     app.state.audit = log
     app.include_router(admin_audit.router, prefix="/admin", dependencies=[Depends(authenticated)])
@@ -55,6 +58,13 @@ def _token(services: Services, *, purpose: Purpose, scopes: set[Permission] = fr
 
 
 def ig_lead(services: Services) -> dict[str, str]:
+    """The hub's IG lead: the area's, who reads the whole log."""
+    return _token(services, purpose=Purpose.GOVERNANCE, practitioner="JHUB-IG1", org="JHUB",
+                  scopes={Permission.AUDIT_READ, Permission.AUDIT_REVIEW})
+
+
+def partner_ig_lead(services: Services) -> dict[str, str]:
+    """A partner organisation's IG lead: reads only its own organisation's events."""
     return _token(services, purpose=Purpose.GOVERNANCE, practitioner="RWX-IG1",
                   scopes={Permission.AUDIT_READ, Permission.AUDIT_REVIEW})
 
@@ -213,7 +223,7 @@ def test_admin_verify_reports_review_and_export(
     r = api.post("/admin/audit/break-glass/3/review", json={"outcome": "appropriate"},
                  headers=headers)
     assert r.status_code == 201, r.text
-    assert r.json()["review"]["reviewer"] == "RWX-IG1"
+    assert r.json()["review"]["reviewer"] == "JHUB-IG1"
     assert api.post("/admin/audit/break-glass/3/review", json={"outcome": "appropriate"},
                     headers=headers).status_code == 409
     assert api.post("/admin/audit/break-glass/1/review", json={"outcome": "appropriate"},
@@ -238,3 +248,65 @@ def test_reviewing_needs_audit_review(api: TestClient, services: Services, log: 
     r = api.post("/admin/audit/break-glass/3/review", json={"outcome": "appropriate"},
                  headers=reader)
     assert r.status_code == 403
+
+
+def _ids(response: Any) -> list[str]:
+    assert response.status_code == 200, response.text
+    return [e["resource"]["id"] for e in response.json().get("entry", [])
+            if e["resource"]["subtype"][-1]["code"] != "audit.query"]
+
+
+def test_a_partners_ig_lead_searches_only_its_own_organisations_events(
+    api: TestClient, services: Services, log: AuditLog
+) -> None:
+    _activity(log)
+    partner = partner_ig_lead(services)
+    assert _ids(api.get("/fhir/AuditEvent", headers=partner)) == ["5", "1"]
+    assert _ids(api.get("/fhir/AuditEvent", params={"patient": "P-100"}, headers=partner)) == ["1"]
+    # Another organisation's events answer exactly as an organisation with none.
+    other = api.get("/fhir/AuditEvent", params={"agent": "Organization/WCCASC",
+                                                "_total": "accurate"}, headers=partner)
+    none = api.get("/fhir/AuditEvent", params={"agent": "Organization/NOPE",
+                                               "_total": "accurate"}, headers=partner)
+    assert _ids(other) == _ids(none) == []
+    assert other.json()["total"] == none.json()["total"] == 0
+    # The hub's IG lead sees them all.
+    assert _ids(api.get("/fhir/AuditEvent", headers=ig_lead(services))) == ["5", "4", "3", "2", "1"]
+
+
+def test_a_partners_ig_lead_gets_no_other_organisations_event_reports_or_reviews(
+    api: TestClient, services: Services, log: AuditLog
+) -> None:
+    _activity(log)
+    partner = partner_ig_lead(services)
+    own = api.get("/admin/audit/events/1", headers=partner)
+    assert own.status_code == 200
+    others = api.get("/admin/audit/events/2", headers=partner)
+    missing = api.get("/admin/audit/events/999", headers=partner)
+    assert others.status_code == missing.status_code == 404
+    def shape(r: Any, seq: str) -> dict[str, Any]:
+        body: dict[str, Any] = r.json()
+        body.pop("instance", None)  # the request id
+        return {**body, "detail": body["detail"].replace(seq, "N")}
+    assert shape(others, "2") == shape(missing, "999")
+    report = api.get("/admin/audit/reports/break-glass",
+                     params={"from": "2026-03-01", "to": "2026-03-01"}, headers=partner)
+    assert report.status_code == 403
+    review = api.post("/admin/audit/break-glass/3/review", json={"outcome": "appropriate"},
+                      headers=partner)
+    assert review.status_code == 403
+    reviewed = log.get(3)
+    assert reviewed is not None and reviewed.review is None
+    # Verification and the checkpoint export carry no personal data: open to any IG lead.
+    assert api.get("/admin/audit/verify", headers=partner).json()["ok"] is True
+
+
+def test_a_partners_ig_lead_gets_404_for_a_person_its_organisation_holds_no_record_of(
+    api: TestClient, services: Services, log: AuditLog
+) -> None:
+    _activity(log)
+    partner = partner_ig_lead(services)
+    known = api.get("/fhir/Patient/P-100/$access-report", headers=partner)
+    unknown = api.get("/fhir/Patient/P-999/$access-report", headers=partner)
+    assert known.status_code == unknown.status_code == 404
+    assert known.text.replace("P-100", "X") == unknown.text.replace("P-999", "X")

@@ -440,6 +440,27 @@ def test_the_access_report_by_patient_id_shows_who_looked_and_the_break_glass(de
     assert "collapsed in clinic" in text
     assert "RWX" in text
     assert clinician.id not in text, "staff names are withheld by default"
+    # A partner's IG lead: only for a person its organisation holds a record of.
+    people = demo.svc.people
+    holders = set(people.person(people.person_of(f"Patient/{patient}")).records)
+    outsiders = sorted(o["code"] for o in demo.svc.registry.list_orgs()
+                       if o["code"] not in holders and not demo.svc.registry.is_hub(o["code"]))
+    assert holders and outsiders
+
+    def partner_ig(org: str) -> dict[str, str]:
+        issued = demo.svc.issuer.issue(
+            org=org, client_id=f"{org.lower()}-ig", purpose=Purpose.GOVERNANCE,
+            scopes=frozenset({Permission.AUDIT_READ}), practitioner=f"{org}-IG", role="ig-lead")
+        return {"Authorization": f"Bearer {issued.access_token}"}
+
+    holder = partner_ig(sorted(holders)[0])
+    assert demo.client.get(f"/fhir/Patient/{patient}/$access-report",
+                           headers=holder).status_code == 200
+    outsider = partner_ig(outsiders[0])
+    hidden = demo.client.get(f"/fhir/Patient/{patient}/$access-report", headers=outsider)
+    absent = demo.client.get("/fhir/Patient/no-such-patient/$access-report", headers=outsider)
+    assert hidden.status_code == absent.status_code == 404
+    assert hidden.text.replace(patient, "X") == absent.text.replace("no-such-patient", "X")
     # A records:read token without audit:read gets the same 404 as for an unknown patient.
     denied = demo.client.get(f"/fhir/Patient/{patient}/$access-report", headers=demo.insider)
     unknown = demo.client.get("/fhir/Patient/no-such-patient/$access-report", headers=demo.insider)

@@ -3,6 +3,14 @@
 Mounted under the admin router (``/admin/audit``), so every route needs a
 token; each declares the permission it needs. Reading the audit log is
 itself audited (``audit.query``), and fails closed like any read.
+
+The log names people and what was read about them, so who may read which part
+of it is decided here, not only by the ``audit:read`` scope: the hub's IG (the
+area's Caldicott function) reads the whole log; a partner organisation's IG
+lead reads only the events its own organisation's staff and systems caused.
+Area-wide reports and break-glass reviews are the hub's. Verification and the
+checkpoint export carry no personal data and are open to any ``audit:read``
+holder, so that a third party can check the log.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from joinedup.audit.reports import REPORTS, report_json
 from joinedup.audit.service import AuditLog
 from joinedup.auth.permissions import Permission
 from joinedup.auth.tokens import AccessToken
-from joinedup.errors import InvalidInput, NotFound, Problem
+from joinedup.errors import Forbidden, InvalidInput, NotFound, Problem
 
 router = APIRouter(prefix="/audit", tags=["admin: audit"])
 
@@ -41,6 +49,18 @@ def audit_log(request: Request) -> AuditLog:
 
 
 Log = Annotated[AuditLog, Depends(audit_log)]
+
+
+def area_wide(request: Request, token: AccessToken) -> bool:
+    """Whether the caller reads the whole area's log (the hub), not only its own
+    organisation's events. Without a registry to ask, no one does."""
+    registry = getattr(request.app.state.services, "registry", None)
+    return registry is not None and registry.is_hub(token.org)
+
+
+def _hub_only(request: Request, token: AccessToken, what: str) -> None:
+    if not area_wide(request, token):
+        raise Forbidden(f"{what} cover the whole area: they are for the hub's IG team")
 
 
 def _request_id(request: Request) -> str | None:
@@ -114,6 +134,7 @@ def report(
     format: Annotated[Literal["json", "csv"], Query()] = "json",
 ) -> Response:
     assert name in REPORTS
+    _hub_only(request, token, "IG reports")
     since, until = parse_instant(from_, "from"), parse_instant(to, "to", end=True)
     record_query(log, token, request, f"report:{name}")
     result = log.report(name, since, until)
@@ -129,6 +150,8 @@ def report(
 @router.get("/events/{seq}", dependencies=[Read], summary="One audit event")
 def event(log: Log, token: Token, request: Request, seq: int) -> dict[str, Any]:
     found = log.get(seq)
+    if found is not None and found.event.actor.org != token.org and not area_wide(request, token):
+        found = None  # another organisation's event: answered as if there were none
     record_query(
         log, token, request, "event", persons=() if found is None else found.event.persons, seq=seq
     )
@@ -150,6 +173,7 @@ def review(
     seq: int,
     body: Annotated[dict[str, Any], Body(examples=[{"outcome": "appropriate", "note": "A&E"}])],
 ) -> dict[str, Any]:
+    _hub_only(request, token, "break-glass reviews")
     note = body.get("note")
     if note is not None and not isinstance(note, str):
         raise InvalidInput("the review is not valid", [Problem("must be text", "note")])

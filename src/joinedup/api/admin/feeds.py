@@ -22,8 +22,6 @@ from joinedup.audit.changes import batch_event
 from joinedup.auth.permissions import Permission
 from joinedup.auth.tokens import AccessToken
 from joinedup.errors import Forbidden, InvalidInput, NotFound, Problem
-from joinedup.orgs.models import Organisation
-from joinedup.orgs.vocab import OrgKind
 from joinedup.services import Services
 from joinedup.sources.batches import BatchResult, Ingestion
 from joinedup.sources.feeds import Feed, FeedSpec, check_mapping
@@ -46,15 +44,9 @@ def ingestion(svc: Svc) -> Ingestion:
 Ing = Annotated[Ingestion, Depends(ingestion)]
 
 
-def _is_hub(svc: Services, org: str) -> bool:
-    with svc.db.session() as s:
-        row = s.get(Organisation, org)
-        return row is not None and row.kind == OrgKind.HUB.value
-
-
 def _own_feed(svc: Services, ing: Ingestion, token: AccessToken, feed_id: str) -> Feed:
     feed = ing.feeds.get(feed_id)
-    if feed.org != token.org and not _is_hub(svc, token.org):
+    if feed.org != token.org and not svc.registry.is_hub(token.org):
         raise NotFound(f"no feed {feed_id!r}")
     return feed
 
@@ -89,7 +81,7 @@ def _register(
         target = folder / f"{data.get('id', 'feed')}.yaml"
         data["mapping"] = str(target)
     spec = parse(FeedSpec, data, what="feed")
-    if spec.org != token.org and not _is_hub(svc, token.org):
+    if spec.org != token.org and not svc.registry.is_hub(token.org):
         raise Forbidden(f"this token acts for {token.org}, not {spec.org}")
     if target is not None:
         assert isinstance(text, str)
@@ -113,7 +105,7 @@ def _register(
 
 @router.get("/feeds", dependencies=[FeedsWrite], summary="List feeds")
 def list_feeds(svc: Svc, ing: Ing, token: Token) -> list[dict[str, Any]]:
-    org = None if _is_hub(svc, token.org) else token.org
+    org = None if svc.registry.is_hub(token.org) else token.org
     return [f.view() for f in ing.feeds.list(org)]
 
 

@@ -20,6 +20,7 @@ Mount with ``protected.include_router(router)`` in ``joinedup.api.fhir``
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -28,7 +29,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from joinedup.access.purposes import Purpose
-from joinedup.api.admin.audit import Log, record_query
+from joinedup.api.admin.audit import Log, area_wide, record_query
 from joinedup.api.deps import Token, authenticated, require
 from joinedup.audit.events import AuditAction, Outcome
 from joinedup.audit.fhir import ACTION_SYSTEM, access_report_bundle, audit_event, search_bundle
@@ -86,9 +87,21 @@ def access_report(id: str, request: Request, token: Token, log: Log) -> JSONResp
         raise not_found
     if not own and not _person_exists(request, log)(id):
         raise not_found
+    if not own and not area_wide(request, token) and not _holds_record(request, token.org, id):
+        raise not_found  # a partner's IG lead: only persons its organisation holds a record of
     report = log.access_report(id)
     record_query(log, token, request, "access-report", persons=(id,))
     return _fhir(access_report_bundle(report, self_url=str(request.url)))
+
+
+def _holds_record(request: Request, org: str, person_id: str) -> bool:
+    people = getattr(request.app.state.services, "people", None)
+    if people is None:
+        return False
+    try:
+        return org in people.person(person_id).records
+    except NotFound:
+        return False
 
 
 def _date_bounds(values: list[str]) -> tuple[datetime | None, datetime | None, list[Problem]]:
@@ -190,10 +203,16 @@ def _query(request: Request) -> tuple[EventQuery, int]:
 )
 def search(request: Request, token: Token, log: Log) -> JSONResponse:
     query, count = _query(request)
-    found = log.search(query)
+    # A partner's IG lead searches only its own organisation's events; asking for
+    # another organisation's finds nothing, as a search for an unknown one does.
+    nothing = False
+    if not area_wide(request, token):
+        nothing = query.org not in (None, token.org)
+        query = replace(query, org=token.org)
+    found = [] if nothing else log.search(query)
     # A count scans every match: only when asked for (FHIR ``_total=accurate``).
     total = (
-        log.count(EventQuery(**{**_fields(query), "before_seq": None}))
+        (0 if nothing else log.count(replace(query, before_seq=None)))
         if request.query_params.get("_total") == "accurate"
         else None
     )
@@ -211,6 +230,3 @@ def search(request: Request, token: Token, log: Log) -> JSONResponse:
         search_bundle(resources, self_url=str(request.url), next_url=next_url, total=total)
     )
 
-
-def _fields(query: EventQuery) -> dict[str, Any]:
-    return {name: getattr(query, name) for name in EventQuery.__dataclass_fields__}

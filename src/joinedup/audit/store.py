@@ -18,9 +18,10 @@ rows through server-side cursors, so memory stays flat however long the log.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -66,6 +67,9 @@ EVENT_COLUMNS = (
 )
 """Column order of event rows, as written and as streamed to ``verify`` (which
 indexes rows by position: seq 0, prev_hash 1, hash 2, body 3, time 4, ...)."""
+
+_SNAPSHOT_ID = re.compile(r"[0-9A-Fa-f]+(-[0-9A-Fa-f]+)+")
+"""What ``pg_export_snapshot()`` returns (e.g. ``00000003-0000001B-1``)."""
 
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 """SQLAlchemy's SQLite DATETIME text, so ORM reads of these rows parse them."""
@@ -127,6 +131,18 @@ class _Dialect:
         raise NotImplementedError
 
     def end_read(self, conn: Any) -> None:
+        raise NotImplementedError
+
+    def stream_all(self, conn: Any, sql: str, params: Sequence[Any]) -> Iterator[Any]:
+        """Rows of one long query as the server sends them (no round trip per chunk);
+        the connection is busy until the iterator ends."""
+        return self.stream(conn, sql, params, "all")
+
+    def export_snapshot(self, conn: Any) -> str | None:
+        """An id other connections can read the same snapshot by (None: not needed)."""
+        return None
+
+    def join_snapshot(self, conn: Any, snapshot_id: str) -> None:
         raise NotImplementedError
 
     def verify_projection(self) -> str:
@@ -268,6 +284,23 @@ class _Postgres(_Dialect):
 
     def end_read(self, conn: Any) -> None:
         conn.rollback()
+
+    def stream_all(self, conn: Any, sql: str, params: Sequence[Any]) -> Iterator[Any]:
+        # Single-row mode: the server sends rows continuously while we verify the ones
+        # already here (TCP back-pressure keeps memory flat), where a named cursor's
+        # FETCH round trips leave the server idle while we work and us idle while it does.
+        with conn.cursor(binary=True) as cur:
+            yield from cur.stream(sql, tuple(params))
+
+    def export_snapshot(self, conn: Any) -> str | None:
+        return str(conn.execute("SELECT pg_export_snapshot()").fetchone()[0])
+
+    def join_snapshot(self, conn: Any, snapshot_id: str) -> None:
+        conn.rollback()
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        if not _SNAPSHOT_ID.fullmatch(snapshot_id):  # a literal: SET takes no parameters
+            raise ValueError(f"not a snapshot id: {snapshot_id!r}")
+        conn.execute(f"SET TRANSACTION SNAPSHOT '{snapshot_id}'")
 
     def verify_projection(self) -> str:
         return (
@@ -446,18 +479,40 @@ class ChainStore:
             raise unavailable(self.db, exc, "reached") from exc
         conn = raw.driver_connection
         saved = _IsolationSaver(conn)
+        snap: Snapshot | None = None
         try:
             d.begin_read(conn)
-            yield Snapshot(d, conn)
+            snap = Snapshot(d, conn, self._side_opener(d.export_snapshot(conn)))
+            yield snap
         except DB_ERRORS as exc:
             raise unavailable(self.db, exc, "read") from exc
         finally:
+            if snap is not None:
+                snap.close_side()
             try:
                 d.end_read(conn)
             except DB_ERRORS:
                 raw.invalidate()
             saved.restore()
             raw.close()
+
+    def _side_opener(self, snapshot_id: str | None) -> Callable[[], Any] | None:
+        """Opens a second pooled connection reading the same snapshot (PostgreSQL), for
+        small reads while the first streams."""
+        if snapshot_id is None:
+            return None
+        d = self.dialect
+
+        def open_side() -> Any:
+            raw = self.db.engine.raw_connection()
+            try:
+                d.join_snapshot(raw.driver_connection, snapshot_id)
+            except BaseException:
+                raw.invalidate()
+                raise
+            return raw
+
+        return open_side
 
 
 class _IsolationSaver:
@@ -477,9 +532,33 @@ class _IsolationSaver:
 class Snapshot:
     """Reads within one snapshot; each ``*_stream`` is a server-side cursor."""
 
-    def __init__(self, dialect: _Dialect, conn: Any) -> None:
+    def __init__(
+        self, dialect: _Dialect, conn: Any, open_side: Callable[[], Any] | None = None
+    ) -> None:
         self.dialect = dialect
         self._conn = conn
+        self._open_side = open_side
+        self._side: Any = None
+
+    def _side_conn(self) -> Any:
+        """Where the small streams (checkpoints) run while ``verify_rows`` holds the main
+        connection: the main connection itself on SQLite (any number of cursors), a
+        second connection on the same snapshot on PostgreSQL."""
+        if self._open_side is None:
+            return self._conn
+        if self._side is None:
+            self._side = self._open_side()
+        return self._side.driver_connection
+
+    def close_side(self) -> None:
+        side, self._side = self._side, None
+        if side is None:
+            return
+        try:
+            self.dialect.end_read(side.driver_connection)
+        except DB_ERRORS:
+            side.invalidate()
+        side.close()
 
     def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
         cur = self._conn.cursor()
@@ -544,9 +623,12 @@ class Snapshot:
         sql += " ORDER BY seq"
         return self.dialect.stream(self._conn, self.dialect.q(sql), params, "events")
 
-    def verify_rows(self, after: int | None = None, through: int | None = None) -> Iterator[Any]:
+    def verify_rows(
+        self, after: int | None = None, through: int | None = None
+    ) -> Generator[Any, None, None]:
         """Events in seq order as ``ChainVerifier`` reads them: body as bytes, the time
-        column, and the person index's ids for the event (one query, one cursor)."""
+        column, and the person index's ids for the event (one query, streamed). Close it
+        (``contextlib.closing``) before using the snapshot's connection again."""
         d = self.dialect
         where, params = [], []
         if after is not None:
@@ -559,7 +641,7 @@ class Snapshot:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY e.seq"
-        return self.dialect.stream(self._conn, d.q(sql), params, "verify")
+        yield from d.stream_all(self._conn, d.q(sql), params)
 
     def seq_bounds(self) -> tuple[int | None, int | None]:
         row = self._one("SELECT MIN(seq), MAX(seq) FROM audit_events")
@@ -588,4 +670,4 @@ class Snapshot:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY seq"
-        return self.dialect.stream(self._conn, self.dialect.q(sql), params, "checkpoints")
+        return self.dialect.stream(self._side_conn(), self.dialect.q(sql), params, "checkpoints")

@@ -244,6 +244,7 @@ class AuditWriter:
                 batch.append(item)
                 size += len(item.events)
             self._commit(batch)
+        self._store.release_held()
         self._fail_leftovers(q)
 
     def _fail_leftovers(self, q: queue.SimpleQueue[object]) -> None:
@@ -276,7 +277,7 @@ class AuditWriter:
     def _write(self, batch: Sequence[_Submission]) -> None:
         sha256 = hashlib.sha256
         event_row = self._store.event_row
-        with self._store.write() as txn:
+        with self._store.write(held=True) as txn:
             head = txn.head()
             seq, prev_hex = head.seq, head.hash
             prev = bytes.fromhex(prev_hex)

@@ -18,8 +18,11 @@ rows through server-side cursors, so memory stays flat however long the log.
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
+import threading
+import time
 import uuid
 from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -183,14 +186,10 @@ class _Sqlite(_Dialect):
         )
 
     def insert_events(self, cur: sqlite3.Cursor, rows: list[tuple[Any, ...]]) -> None:
-        marks = ", ".join("?" * len(EVENT_COLUMNS))
-        cur.executemany(
-            f"INSERT INTO audit_events ({', '.join(EVENT_COLUMNS)}) VALUES ({marks})", rows
-        )
+        _insert_many(cur, "audit_events", EVENT_COLUMNS, rows)
 
     def insert_persons(self, cur: sqlite3.Cursor, rows: list[tuple[int, str]]) -> None:
-        if rows:
-            cur.executemany("INSERT INTO audit_event_persons (seq, person_id) VALUES (?, ?)", rows)
+        _insert_many(cur, "audit_event_persons", ("seq", "person_id"), rows)
 
     def commit(self, conn: sqlite3.Connection) -> None:
         conn.execute("COMMIT")
@@ -225,6 +224,33 @@ class _Sqlite(_Dialect):
             "(SELECT group_concat(p.person_id, char(10)) FROM audit_event_persons p "
             "WHERE p.seq = e.seq)"
         )
+
+
+_CHUNKS = (256, 64, 16, 4, 1)
+"""Rows per multi-row INSERT: a few fixed shapes, so each statement is prepared once
+(the driver caches them) and ``256 * 14`` parameters stay far below SQLite's limit."""
+
+
+def _insert_many(
+    cur: sqlite3.Cursor, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """Insert ``rows`` with a few multi-row INSERTs rather than one statement per row.
+
+    ``executemany`` runs one statement per row and the driver releases the GIL around
+    each; with many threads waiting to run, the writer then queues for the GIL once a
+    row. One statement for many rows releases it once for all of them (and binds
+    faster)."""
+    names = ", ".join(columns)
+    one = "(" + ", ".join("?" * len(columns)) + ")"
+    at, total = 0, len(rows)
+    for size in _CHUNKS:
+        if total - at < size:
+            continue
+        sql = f"INSERT INTO {table} ({names}) VALUES " + ", ".join([one] * size)
+        while total - at >= size:
+            chunk = rows[at : at + size]
+            cur.execute(sql, [value for row in chunk for value in row])
+            at += size
 
 
 class _Postgres(_Dialect):
@@ -433,6 +459,10 @@ class ChainStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.dialect = dialect_for(db)
+        self._held: Any = None
+        self._held_pid = 0
+        self._held_saver: _IsolationSaver | None = None
+        self._checkpointer: _WalCheckpointer | None = None
 
     def event_row(
         self, seq: int, prev_hash: str, hash_: str, body: bytes, event: Any
@@ -443,15 +473,18 @@ class ChainStore:
                 *columns[1:])
 
     @contextmanager
-    def write(self) -> Iterator[WriteTxn]:
-        """A transaction holding the chain head lock: committed (durably) on exit."""
+    def write(self, *, held: bool = False) -> Iterator[WriteTxn]:
+        """A transaction holding the chain head lock: committed (durably) on exit.
+
+        ``held``: on the connection this store keeps for its one writer thread (no pool
+        checkout or liveness ping per batch); only that thread may pass it."""
         d = self.dialect
         try:
-            raw = self.db.engine.raw_connection()
+            raw = self._held_connection() if held else self.db.engine.raw_connection()
         except DB_ERRORS as exc:
             raise unavailable(self.db, exc, "reached") from exc
         conn = raw.driver_connection
-        saved = _IsolationSaver(conn)
+        saved = None if held else _IsolationSaver(conn)
         ok = False
         try:
             cur = d.begin_write(conn)
@@ -466,8 +499,47 @@ class ChainStore:
                     d.rollback(conn)
                 except DB_ERRORS:
                     raw.invalidate()
-            saved.restore()
+            if saved is not None:
+                saved.restore()
+                raw.close()
+            elif not ok:
+                self.release_held()  # start afresh on the next batch
+        if self._checkpointer is not None:
+            self._checkpointer.kick()
+
+    def _held_connection(self) -> Any:
+        if self._held is not None and self._held_pid == os.getpid():
+            return self._held
+        self._held = None  # a forked child never touches its parent's connection
+        raw = self.db.engine.raw_connection()
+        self._held_saver = _IsolationSaver(raw.driver_connection)
+        self._held, self._held_pid = raw, os.getpid()
+        conn: Any = raw.driver_connection
+        if self.dialect.name == "sqlite":
+            # Checkpoints (copying the WAL into the database file, with its own fsync)
+            # run beside the writer instead of inside its COMMITs; the writer's own
+            # automatic checkpoint stays as a bound on the WAL if they fall behind.
+            conn.execute(f"PRAGMA wal_autocheckpoint={_WRITER_AUTOCHECKPOINT}")
+            self._checkpointer = _WalCheckpointer(self.db)
+        return raw
+
+    def release_held(self) -> None:
+        """Give the writer thread's connection back (when it stops, or after an error)."""
+        raw, self._held = self._held, None
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            checkpointer.stop()
+        if raw is None or self._held_pid != os.getpid():
+            return
+        conn: Any = raw.driver_connection
+        try:
+            if self.dialect.name == "sqlite":
+                conn.execute(f"PRAGMA wal_autocheckpoint={_SQLITE_AUTOCHECKPOINT}")
+            if self._held_saver is not None:
+                self._held_saver.restore()
             raw.close()
+        except DB_ERRORS:
+            raw.invalidate()
 
     @contextmanager
     def snapshot(self) -> Iterator[Snapshot]:
@@ -513,6 +585,64 @@ class ChainStore:
             return raw
 
         return open_side
+
+
+_SQLITE_AUTOCHECKPOINT = 1000
+"""SQLite's default ``wal_autocheckpoint`` (pages), restored on a connection we hand back."""
+_WRITER_AUTOCHECKPOINT = 20_000
+"""The writer's own bound (80 MB of WAL with 4 KB pages) should the checkpointer lag."""
+_CHECKPOINT_PAUSE = 0.05
+"""Seconds between background checkpoints, so one copies the frames of many commits."""
+
+
+class _WalCheckpointer:
+    """Copies committed WAL frames into the SQLite database file in a thread of its own.
+
+    Durability does not depend on it: a COMMIT is durable once the WAL is synced
+    (``synchronous=FULL``). Left to the writer's connection, the checkpoint runs inside
+    the COMMIT that crosses ``wal_autocheckpoint``, so the events waiting on that
+    batch also wait for the database file to be written and synced. A PASSIVE
+    checkpoint never blocks writers or readers."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(
+            target=self._run, name="joinedup-audit-checkpointer", daemon=True
+        )
+        self._thread.start()
+
+    def kick(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        raw: Any = None
+        try:
+            while True:
+                self._wake.wait()
+                if self._stopping:
+                    return
+                self._wake.clear()
+                try:
+                    if raw is None:
+                        raw = self._db.engine.raw_connection()
+                    raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except DB_ERRORS:
+                    if raw is not None:
+                        raw.invalidate()
+                        raw = None
+                time.sleep(_CHECKPOINT_PAUSE)
+        finally:
+            if raw is not None:
+                with suppress(*DB_ERRORS):
+                    raw.close()
 
 
 class _IsolationSaver:

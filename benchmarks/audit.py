@@ -49,8 +49,9 @@ from joinedup.storage.migrate import upgrade
 PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
-def events(n: int = 1000) -> list[AuditEvent]:
-    """A pool of distinct, realistic read events (built once: we measure the log, not them)."""
+def events(n: int = 1000, resources: int = 2) -> list[AuditEvent]:
+    """A pool of distinct, realistic read events (built once: we measure the log, not them).
+    ``resources``: how many resources each read lists (a ``$everything`` read lists ~30)."""
     orgs = ["RWX", "RWM", "RWC", "J81001", "WCCASC"]
     return [
         AuditEvent(
@@ -60,7 +61,8 @@ def events(n: int = 1000) -> list[AuditEvent]:
             outcome=Outcome.PERMIT,
             purpose="direct-care",  # type: ignore[arg-type]
             persons=(f"person-{i:06d}",),
-            resources=(f"Observation/{uuid.uuid4().hex[:12]}", f"Condition/{i}"),
+            resources=(f"Observation/{uuid.uuid4().hex[:12]}", f"Condition/{i}",
+                       *(f"Observation/{uuid.uuid4().hex}" for _ in range(resources - 2))),
             reasons=("agreement",),
             obligations={"withhold_fields": ["Patient.telecom"], "audit_level": "standard"},
             request_id=uuid.uuid4().hex,
@@ -312,12 +314,15 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2,
                         help="processes sharing one chain (0 to skip)")
     parser.add_argument("--process-threads", type=int, default=64)
+    parser.add_argument("--wide-resources", type=int, default=30,
+                        help="resources listed by each event of the wide-read run")
     parser.add_argument("--verify-events", type=int, default=1_000_000)
     parser.add_argument("--verify-jobs", type=int, default=2,
                         help="processes for the parallel verify (printed beside 1)")
     args = parser.parse_args()
 
     pool = events()
+    wide = events(resources=args.wide_resources)
     t0 = time.perf_counter()
     sample = events(2000)
     build_us = (time.perf_counter() - t0) / len(sample) * 1e6
@@ -340,6 +345,10 @@ def main() -> None:
                 print(f"append_async, group commit, {args.tasks:4d} coroutines: {rate:10,.0f} events/s"
                       f"  ({rate / raw:5.1f}x raw; {mean:6.1f} events per commit; "
                       f"{us:5.1f} us CPU/event here)")
+                rate, mean, us = async_rate(backend, wide, args.tasks, args.seconds)
+                print(f"append_async, reads listing {args.wide_resources} resources each:   "
+                      f"{rate:10,.0f} events/s  ({rate / raw:5.1f}x raw; {mean:6.1f} events per "
+                      f"commit; {us:5.1f} us CPU/event here)")
                 if args.processes:
                     rate = process_rate(backend, args.processes, args.process_threads, args.seconds)
                     print(f"append, {args.processes} processes x {args.process_threads} threads, one chain: "

@@ -16,6 +16,7 @@ import itertools
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import closing
 from typing import Any
 
 from joinedup.audit.export import ExportedCheckpoints
@@ -79,7 +80,8 @@ def _sequential(
             external_keys=None if against is None else against.keys,
             sqlite_time=store.dialect.name == "sqlite",
         )
-        return verifier.run(snap.verify_rows(), snap.checkpoints())
+        with closing(snap.verify_rows()) as rows:  # ends the stream before the snapshot
+            return verifier.run(rows, snap.checkpoints())
 
 
 def _held_anchors_problem(
@@ -175,8 +177,8 @@ def _segment(
                 start=(lo, first_prev),
                 segment=head_hash is None,
             )
-            report = verifier.run(snap.verify_rows(after=lo, through=hi),
-                                  snap.checkpoints(after=lo, through=hi))
+            with closing(snap.verify_rows(after=lo, through=hi)) as rows:
+                report = verifier.run(rows, snap.checkpoints(after=lo, through=hi))
         last_hash = verifier.last_hash if head_hash is None else head_hash
         return report.ok, first_prev, report.last_seq, last_hash, report.checkpoints
     finally:

@@ -35,6 +35,8 @@ GENESIS_HASH = "0" * 64
 _MAX_ID = 80
 _MAX_REF = 200
 _MAX_TEXT = 1000
+_SPACE = re.compile(r"\s").search
+"""Finds the characters ``str.isspace`` calls whitespace (one C scan, not a loop)."""
 _NHS_LIKE = re.compile(r"(?<![0-9A-Za-z])\d{3}[ -]?\d{3}[ -]?\d{4}(?![0-9A-Za-z])")
 
 
@@ -217,7 +219,7 @@ class AuditEvent:
             set_(self, "time", self.time.astimezone(UTC))
         persons = tuple(sorted(set(self.persons)))
         for p in persons:
-            if not isinstance(p, str) or not p or len(p) > 64 or any(c.isspace() for c in p):
+            if not isinstance(p, str) or not p or len(p) > 64 or _SPACE(p):
                 problems.append(f"persons: {p!r} is not a person index id")
         set_(self, "persons", persons)
         set_(self, "resources", tuple(self.resources))

@@ -125,6 +125,45 @@ def _caller_error(error: BaseException) -> BaseException:
     return fresh
 
 
+class _Linger:
+    """How long the writer waits for callers it expects before committing a batch.
+
+    Callers that were just answered usually come straight back with their next event
+    (a busy server's threads, a benchmark's loops), but need a moment to be scheduled,
+    so a writer that commits whatever is queued the instant it is free commits about
+    half of them each time, paying a durable commit per half. After each commit the
+    writer expects as many callers as it just answered plus those already queued, and
+    waits up to ``seconds`` for them. Waits that do not fill the batch halve the wait
+    (down to none); waits that do restore it, and a zero wait is retried now and then,
+    so callers that do not come back cost little latency."""
+
+    MAX_SECONDS = 0.002
+    RETRY_EVERY = 64
+
+    def __init__(self) -> None:
+        self.seconds = self.MAX_SECONDS
+        self.expected = 1
+        self._since_retry = 0
+
+    def expect(self, callers: int) -> None:
+        self.expected = max(1, callers)
+
+    def gathered(self, callers: int, *, waited: bool) -> None:
+        if not waited:
+            return
+        if callers >= self.expected:
+            self.seconds = self.MAX_SECONDS
+        elif self.seconds > self.MAX_SECONDS / 16:
+            self.seconds /= 2
+        else:
+            self.seconds = 0.0
+        if self.seconds == 0.0:
+            self._since_retry += 1
+            if self._since_retry >= self.RETRY_EVERY:
+                self._since_retry = 0
+                self.seconds = self.MAX_SECONDS / 16
+
+
 class AuditWriter:
     """Appends events to the chain with durable group commit."""
 
@@ -220,6 +259,7 @@ class AuditWriter:
     def _run(self) -> None:
         q = self._queue
         limit = self.config.max_batch_events
+        linger = _Linger()
         stopping = False
         while not stopping:
             try:
@@ -232,18 +272,31 @@ class AuditWriter:
             assert isinstance(first, _Submission)
             batch = [first]
             size = len(first.events)
+            deadline = 0.0
             while size < limit:
                 try:
                     item = q.get_nowait()
                 except queue.Empty:
-                    break
+                    if len(batch) >= linger.expected:
+                        break
+                    now = time.monotonic()
+                    deadline = deadline or now + linger.seconds
+                    if now >= deadline:
+                        break
+                    try:
+                        item = q.get(timeout=deadline - now)
+                    except queue.Empty:
+                        break
                 if item is _STOP:
                     stopping = True
                     break
                 assert isinstance(item, _Submission)
                 batch.append(item)
                 size += len(item.events)
+            linger.gathered(len(batch), waited=deadline > 0)
             self._commit(batch)
+            linger.expect(len(batch) + q.qsize())
+        self._store.release_held()
         self._fail_leftovers(q)
 
     def _fail_leftovers(self, q: queue.SimpleQueue[object]) -> None:
@@ -276,7 +329,7 @@ class AuditWriter:
     def _write(self, batch: Sequence[_Submission]) -> None:
         sha256 = hashlib.sha256
         event_row = self._store.event_row
-        with self._store.write() as txn:
+        with self._store.write(held=True) as txn:
             head = txn.head()
             seq, prev_hex = head.seq, head.hash
             prev = bytes.fromhex(prev_hex)

@@ -18,9 +18,13 @@ rows through server-side cursors, so memory stays flat however long the log.
 
 from __future__ import annotations
 
+import os
+import re
 import sqlite3
+import threading
+import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -66,6 +70,9 @@ EVENT_COLUMNS = (
 )
 """Column order of event rows, as written and as streamed to ``verify`` (which
 indexes rows by position: seq 0, prev_hash 1, hash 2, body 3, time 4, ...)."""
+
+_SNAPSHOT_ID = re.compile(r"[0-9A-Fa-f]+(-[0-9A-Fa-f]+)+")
+"""What ``pg_export_snapshot()`` returns (e.g. ``00000003-0000001B-1``)."""
 
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 """SQLAlchemy's SQLite DATETIME text, so ORM reads of these rows parse them."""
@@ -129,6 +136,18 @@ class _Dialect:
     def end_read(self, conn: Any) -> None:
         raise NotImplementedError
 
+    def stream_all(self, conn: Any, sql: str, params: Sequence[Any]) -> Iterator[Any]:
+        """Rows of one long query as the server sends them (no round trip per chunk);
+        the connection is busy until the iterator ends."""
+        return self.stream(conn, sql, params, "all")
+
+    def export_snapshot(self, conn: Any) -> str | None:
+        """An id other connections can read the same snapshot by (None: not needed)."""
+        return None
+
+    def join_snapshot(self, conn: Any, snapshot_id: str) -> None:
+        raise NotImplementedError
+
     def verify_projection(self) -> str:
         """The SELECT list of ``Snapshot.verify_rows`` (the rows ``ChainVerifier`` reads)."""
         raise NotImplementedError
@@ -167,14 +186,10 @@ class _Sqlite(_Dialect):
         )
 
     def insert_events(self, cur: sqlite3.Cursor, rows: list[tuple[Any, ...]]) -> None:
-        marks = ", ".join("?" * len(EVENT_COLUMNS))
-        cur.executemany(
-            f"INSERT INTO audit_events ({', '.join(EVENT_COLUMNS)}) VALUES ({marks})", rows
-        )
+        _insert_many(cur, "audit_events", EVENT_COLUMNS, rows)
 
     def insert_persons(self, cur: sqlite3.Cursor, rows: list[tuple[int, str]]) -> None:
-        if rows:
-            cur.executemany("INSERT INTO audit_event_persons (seq, person_id) VALUES (?, ?)", rows)
+        _insert_many(cur, "audit_event_persons", ("seq", "person_id"), rows)
 
     def commit(self, conn: sqlite3.Connection) -> None:
         conn.execute("COMMIT")
@@ -209,6 +224,33 @@ class _Sqlite(_Dialect):
             "(SELECT group_concat(p.person_id, char(10)) FROM audit_event_persons p "
             "WHERE p.seq = e.seq)"
         )
+
+
+_CHUNKS = (256, 64, 16, 4, 1)
+"""Rows per multi-row INSERT: a few fixed shapes, so each statement is prepared once
+(the driver caches them) and ``256 * 14`` parameters stay far below SQLite's limit."""
+
+
+def _insert_many(
+    cur: sqlite3.Cursor, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """Insert ``rows`` with a few multi-row INSERTs rather than one statement per row.
+
+    ``executemany`` runs one statement per row and the driver releases the GIL around
+    each; with many threads waiting to run, the writer then queues for the GIL once a
+    row. One statement for many rows releases it once for all of them (and binds
+    faster)."""
+    names = ", ".join(columns)
+    one = "(" + ", ".join("?" * len(columns)) + ")"
+    at, total = 0, len(rows)
+    for size in _CHUNKS:
+        if total - at < size:
+            continue
+        sql = f"INSERT INTO {table} ({names}) VALUES " + ", ".join([one] * size)
+        while total - at >= size:
+            chunk = rows[at : at + size]
+            cur.execute(sql, [value for row in chunk for value in row])
+            at += size
 
 
 class _Postgres(_Dialect):
@@ -268,6 +310,23 @@ class _Postgres(_Dialect):
 
     def end_read(self, conn: Any) -> None:
         conn.rollback()
+
+    def stream_all(self, conn: Any, sql: str, params: Sequence[Any]) -> Iterator[Any]:
+        # Single-row mode: the server sends rows continuously while we verify the ones
+        # already here (TCP back-pressure keeps memory flat), where a named cursor's
+        # FETCH round trips leave the server idle while we work and us idle while it does.
+        with conn.cursor(binary=True) as cur:
+            yield from cur.stream(sql, tuple(params))
+
+    def export_snapshot(self, conn: Any) -> str | None:
+        return str(conn.execute("SELECT pg_export_snapshot()").fetchone()[0])
+
+    def join_snapshot(self, conn: Any, snapshot_id: str) -> None:
+        conn.rollback()
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        if not _SNAPSHOT_ID.fullmatch(snapshot_id):  # a literal: SET takes no parameters
+            raise ValueError(f"not a snapshot id: {snapshot_id!r}")
+        conn.execute(f"SET TRANSACTION SNAPSHOT '{snapshot_id}'")
 
     def verify_projection(self) -> str:
         return (
@@ -400,6 +459,10 @@ class ChainStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.dialect = dialect_for(db)
+        self._held: Any = None
+        self._held_pid = 0
+        self._held_saver: _IsolationSaver | None = None
+        self._checkpointer: _WalCheckpointer | None = None
 
     def event_row(
         self, seq: int, prev_hash: str, hash_: str, body: bytes, event: Any
@@ -410,15 +473,18 @@ class ChainStore:
                 *columns[1:])
 
     @contextmanager
-    def write(self) -> Iterator[WriteTxn]:
-        """A transaction holding the chain head lock: committed (durably) on exit."""
+    def write(self, *, held: bool = False) -> Iterator[WriteTxn]:
+        """A transaction holding the chain head lock: committed (durably) on exit.
+
+        ``held``: on the connection this store keeps for its one writer thread (no pool
+        checkout or liveness ping per batch); only that thread may pass it."""
         d = self.dialect
         try:
-            raw = self.db.engine.raw_connection()
+            raw = self._held_connection() if held else self.db.engine.raw_connection()
         except DB_ERRORS as exc:
             raise unavailable(self.db, exc, "reached") from exc
         conn = raw.driver_connection
-        saved = _IsolationSaver(conn)
+        saved = None if held else _IsolationSaver(conn)
         ok = False
         try:
             cur = d.begin_write(conn)
@@ -433,8 +499,47 @@ class ChainStore:
                     d.rollback(conn)
                 except DB_ERRORS:
                     raw.invalidate()
-            saved.restore()
+            if saved is not None:
+                saved.restore()
+                raw.close()
+            elif not ok:
+                self.release_held()  # start afresh on the next batch
+        if self._checkpointer is not None:
+            self._checkpointer.kick()
+
+    def _held_connection(self) -> Any:
+        if self._held is not None and self._held_pid == os.getpid():
+            return self._held
+        self._held = None  # a forked child never touches its parent's connection
+        raw = self.db.engine.raw_connection()
+        self._held_saver = _IsolationSaver(raw.driver_connection)
+        self._held, self._held_pid = raw, os.getpid()
+        conn: Any = raw.driver_connection
+        if self.dialect.name == "sqlite":
+            # Checkpoints (copying the WAL into the database file, with its own fsync)
+            # run beside the writer instead of inside its COMMITs; the writer's own
+            # automatic checkpoint stays as a bound on the WAL if they fall behind.
+            conn.execute(f"PRAGMA wal_autocheckpoint={_WRITER_AUTOCHECKPOINT}")
+            self._checkpointer = _WalCheckpointer(self.db)
+        return raw
+
+    def release_held(self) -> None:
+        """Give the writer thread's connection back (when it stops, or after an error)."""
+        raw, self._held = self._held, None
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            checkpointer.stop()
+        if raw is None or self._held_pid != os.getpid():
+            return
+        conn: Any = raw.driver_connection
+        try:
+            if self.dialect.name == "sqlite":
+                conn.execute(f"PRAGMA wal_autocheckpoint={_SQLITE_AUTOCHECKPOINT}")
+            if self._held_saver is not None:
+                self._held_saver.restore()
             raw.close()
+        except DB_ERRORS:
+            raw.invalidate()
 
     @contextmanager
     def snapshot(self) -> Iterator[Snapshot]:
@@ -446,18 +551,98 @@ class ChainStore:
             raise unavailable(self.db, exc, "reached") from exc
         conn = raw.driver_connection
         saved = _IsolationSaver(conn)
+        snap: Snapshot | None = None
         try:
             d.begin_read(conn)
-            yield Snapshot(d, conn)
+            snap = Snapshot(d, conn, self._side_opener(d.export_snapshot(conn)))
+            yield snap
         except DB_ERRORS as exc:
             raise unavailable(self.db, exc, "read") from exc
         finally:
+            if snap is not None:
+                snap.close_side()
             try:
                 d.end_read(conn)
             except DB_ERRORS:
                 raw.invalidate()
             saved.restore()
             raw.close()
+
+    def _side_opener(self, snapshot_id: str | None) -> Callable[[], Any] | None:
+        """Opens a second pooled connection reading the same snapshot (PostgreSQL), for
+        small reads while the first streams."""
+        if snapshot_id is None:
+            return None
+        d = self.dialect
+
+        def open_side() -> Any:
+            raw = self.db.engine.raw_connection()
+            try:
+                d.join_snapshot(raw.driver_connection, snapshot_id)
+            except BaseException:
+                raw.invalidate()
+                raise
+            return raw
+
+        return open_side
+
+
+_SQLITE_AUTOCHECKPOINT = 1000
+"""SQLite's default ``wal_autocheckpoint`` (pages), restored on a connection we hand back."""
+_WRITER_AUTOCHECKPOINT = 20_000
+"""The writer's own bound (80 MB of WAL with 4 KB pages) should the checkpointer lag."""
+_CHECKPOINT_PAUSE = 0.05
+"""Seconds between background checkpoints, so one copies the frames of many commits."""
+
+
+class _WalCheckpointer:
+    """Copies committed WAL frames into the SQLite database file in a thread of its own.
+
+    Durability does not depend on it: a COMMIT is durable once the WAL is synced
+    (``synchronous=FULL``). Left to the writer's connection, the checkpoint runs inside
+    the COMMIT that crosses ``wal_autocheckpoint``, so the events waiting on that
+    batch also wait for the database file to be written and synced. A PASSIVE
+    checkpoint never blocks writers or readers."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(
+            target=self._run, name="joinedup-audit-checkpointer", daemon=True
+        )
+        self._thread.start()
+
+    def kick(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        raw: Any = None
+        try:
+            while True:
+                self._wake.wait()
+                if self._stopping:
+                    return
+                self._wake.clear()
+                try:
+                    if raw is None:
+                        raw = self._db.engine.raw_connection()
+                    raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except DB_ERRORS:
+                    if raw is not None:
+                        raw.invalidate()
+                        raw = None
+                time.sleep(_CHECKPOINT_PAUSE)
+        finally:
+            if raw is not None:
+                with suppress(*DB_ERRORS):
+                    raw.close()
 
 
 class _IsolationSaver:
@@ -477,9 +662,33 @@ class _IsolationSaver:
 class Snapshot:
     """Reads within one snapshot; each ``*_stream`` is a server-side cursor."""
 
-    def __init__(self, dialect: _Dialect, conn: Any) -> None:
+    def __init__(
+        self, dialect: _Dialect, conn: Any, open_side: Callable[[], Any] | None = None
+    ) -> None:
         self.dialect = dialect
         self._conn = conn
+        self._open_side = open_side
+        self._side: Any = None
+
+    def _side_conn(self) -> Any:
+        """Where the small streams (checkpoints) run while ``verify_rows`` holds the main
+        connection: the main connection itself on SQLite (any number of cursors), a
+        second connection on the same snapshot on PostgreSQL."""
+        if self._open_side is None:
+            return self._conn
+        if self._side is None:
+            self._side = self._open_side()
+        return self._side.driver_connection
+
+    def close_side(self) -> None:
+        side, self._side = self._side, None
+        if side is None:
+            return
+        try:
+            self.dialect.end_read(side.driver_connection)
+        except DB_ERRORS:
+            side.invalidate()
+        side.close()
 
     def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
         cur = self._conn.cursor()
@@ -544,9 +753,12 @@ class Snapshot:
         sql += " ORDER BY seq"
         return self.dialect.stream(self._conn, self.dialect.q(sql), params, "events")
 
-    def verify_rows(self, after: int | None = None, through: int | None = None) -> Iterator[Any]:
+    def verify_rows(
+        self, after: int | None = None, through: int | None = None
+    ) -> Generator[Any, None, None]:
         """Events in seq order as ``ChainVerifier`` reads them: body as bytes, the time
-        column, and the person index's ids for the event (one query, one cursor)."""
+        column, and the person index's ids for the event (one query, streamed). Close it
+        (``contextlib.closing``) before using the snapshot's connection again."""
         d = self.dialect
         where, params = [], []
         if after is not None:
@@ -559,7 +771,7 @@ class Snapshot:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY e.seq"
-        return self.dialect.stream(self._conn, d.q(sql), params, "verify")
+        yield from d.stream_all(self._conn, d.q(sql), params)
 
     def seq_bounds(self) -> tuple[int | None, int | None]:
         row = self._one("SELECT MIN(seq), MAX(seq) FROM audit_events")
@@ -588,4 +800,4 @@ class Snapshot:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY seq"
-        return self.dialect.stream(self._conn, self.dialect.q(sql), params, "checkpoints")
+        return self.dialect.stream(self._side_conn(), self.dialect.q(sql), params, "checkpoints")

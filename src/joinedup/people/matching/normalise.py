@@ -56,6 +56,7 @@ class PersonRecord:
     postcode: str | None = None
     address_lines: tuple[str, ...] = ()
     nhs_number: str | None = None
+    city: str | None = None  # town or suburb (FHIR Address.city)
 
     def __post_init__(self) -> None:
         problems = []
@@ -90,6 +91,7 @@ class MatchFeatures:
     address_number: str | None
     address_street: str | None
     nhs_number: str | None
+    locality: str | None = None
 
 
 FEATURE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(MatchFeatures))
@@ -177,21 +179,31 @@ def postcode_parts(raw: str | None) -> tuple[str | None, str | None, str | None]
 
 
 def address_parts(lines: Sequence[str]) -> tuple[str | None, str | None]:
-    """(house numbers, street words) from the first non-empty address line.
+    """(house numbers, address words) from every address line.
 
-    "Flat 3, 12 High St." -> ("3 12", "FLAT HIGH ST"). Numbers and words are
+    "Flat 3, 12 High St." -> ("3 12", "FLATHIGHST"). Numbers and words are
     compared separately because one is often right when the other is not.
+    Each line's words are run together (a space typed in or left out, "HIGH
+    ST" / "HIGHST", changes nothing) and the lines are put in order, so lines
+    recorded in a different order ("12 High St", "Bitterne" / "Bitterne",
+    "12 High St") still agree.
     """
+    numbers: list[str] = []
+    words: list[str] = []
     for line in lines:
         if line is None:
             continue
         tokens = _NON_ALNUM.sub(" ", _fold(line)).split()
-        if not tokens:
-            continue
-        numbers = [t for t in tokens if any(ch.isdigit() for ch in t)]
-        words = [t for t in tokens if not any(ch.isdigit() for ch in t)]
-        return (" ".join(numbers) or None, " ".join(words) or None)
-    return None, None
+        numbers += [t for t in tokens if any(ch.isdigit() for ch in t)]
+        text = "".join(t for t in tokens if not any(ch.isdigit() for ch in t))
+        if text:
+            words.append(text)
+    return (" ".join(numbers) or None, " ".join(sorted(words)) or None)
+
+
+def clean_locality(raw: str | None) -> str | None:
+    """Letters only, upper case: "Noble Park" -> "NOBLEPARK"."""
+    return clean_name(raw)
 
 
 def clean_nhs_number(raw: str | None) -> str | None:
@@ -230,6 +242,7 @@ def features_of(record: PersonRecord, nicknames: NicknameTable | None = None) ->
         address_number=number,
         address_street=street,
         nhs_number=clean_nhs_number(record.nhs_number),
+        locality=clean_locality(record.city),
     )
 
 
@@ -281,6 +294,7 @@ def features_table(records: pd.DataFrame, nicknames: NicknameTable | None = None
     out["address_number"] = address.map(lambda parts: parts[0])
     out["address_street"] = address.map(lambda parts: parts[1])
     out["nhs_number"] = per_distinct(column("nhs_number"), clean_nhs_number)
+    out["locality"] = per_distinct(column("city"), clean_locality)
     return out[list(FEATURE_COLUMNS)].astype(object).where(out.notna(), None)
 
 

@@ -71,9 +71,14 @@ def test_postcode_parts() -> None:
 
 
 def test_address_parts_separates_numbers_from_words() -> None:
-    assert address_parts(("Flat 3, 12 High St.",)) == ("3 12", "FLAT HIGH ST")
-    assert address_parts(("", "Rose Cottage")) == (None, "ROSE COTTAGE")
+    assert address_parts(("Flat 3, 12 High St.",)) == ("3 12", "FLATHIGHST")
+    assert address_parts(("", "Rose Cottage")) == (None, "ROSECOTTAGE")
     assert address_parts(()) == (None, None)
+
+
+def test_address_parts_ignore_line_order_and_spacing() -> None:
+    one = address_parts(("12 High St", "Bitterne"))
+    assert one == address_parts(("Bitterne", "12 HighSt")) == ("12", "BITTERNE HIGHST")
 
 
 def test_sex_and_nhs_number() -> None:

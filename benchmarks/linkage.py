@@ -175,7 +175,7 @@ def febrl_records(df: pd.DataFrame) -> pd.DataFrame:
     """FEBRL4 as canonical person records; ``soc_sec_id`` is withheld."""
     df = df.reset_index()
     df = df.astype(object).where(df.notna(), None)
-    # As a FHIR Address: line = [number + address_1, address_2], city = suburb.
+    # As a FHIR Address: line = [number + address_1, address_2], city = suburb, state.
     lines = [
         tuple(line for line in (" ".join(p for p in (n, a1) if p), a2) if line)
         for n, a1, a2 in zip(df["street_number"], df["address_1"], df["address_2"], strict=True)
@@ -189,6 +189,7 @@ def febrl_records(df: pd.DataFrame) -> pd.DataFrame:
             "postcode": df["postcode"],
             "address_lines": lines,
             "city": df["suburb"],
+            "region": df["state"],
         }
     )
 

@@ -47,6 +47,7 @@ def person_record(record_id: str, resource: dict[str, Any]) -> PersonRecord:
         address_lines=tuple(str(line) for line in address.get("line", [])),
         nhs_number=nhs,
         city=address.get("city"),
+        region=address.get("state"),
     )
 
 

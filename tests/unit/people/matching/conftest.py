@@ -92,6 +92,7 @@ def small_estate(n_people: int = 400, seed: int = 7) -> pd.DataFrame:
                     "nhs_number": None,
                     # from the person number, so the other fields' random draws are unchanged
                     "city": TOWNS[(person + copy * (person % 3 == 0)) % len(TOWNS)],
+                    "region": None if person % 7 == 0 else "HAMPSHIRE",
                 }
             )
     return pd.DataFrame(rows)

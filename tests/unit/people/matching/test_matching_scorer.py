@@ -97,6 +97,7 @@ def feature_rows(draw: st.DrawFn, uid: int) -> dict[str, object]:
         "address_street": street,
         "nhs_number": None,
         "locality": draw(st.sampled_from(["BITTERNE", "BITTERN", "ROMSEY", None])),
+        "region": draw(st.sampled_from(["HAMPSHIRE", "DORSET", None])),
     }
 
 

@@ -175,9 +175,10 @@ def febrl_records(df: pd.DataFrame) -> pd.DataFrame:
     """FEBRL4 as canonical person records; ``soc_sec_id`` is withheld."""
     df = df.reset_index()
     df = df.astype(object).where(df.notna(), None)
-    line1 = [
-        " ".join(p for p in (n, a) if p) or None
-        for n, a in zip(df["street_number"], df["address_1"], strict=True)
+    # As a FHIR Address: line = [number + address_1, address_2], city = suburb, state.
+    lines = [
+        tuple(line for line in (" ".join(p for p in (n, a1) if p), a2) if line)
+        for n, a1, a2 in zip(df["street_number"], df["address_1"], df["address_2"], strict=True)
     ]
     return pd.DataFrame(
         {
@@ -186,7 +187,9 @@ def febrl_records(df: pd.DataFrame) -> pd.DataFrame:
             "family_name": df["surname"],
             "birth_date": df["date_of_birth"],
             "postcode": df["postcode"],
-            "address_lines": line1,
+            "address_lines": lines,
+            "city": df["suburb"],
+            "region": df["state"],
         }
     )
 

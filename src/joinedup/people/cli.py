@@ -167,10 +167,11 @@ def rebuild_cmd(
         ),
     ] = False,
 ) -> None:
-    """Re-link every record with the trained model (initial loads, before steward work).
+    """Re-link every record with the trained model, keeping stewards' decisions.
 
-    By default a dry run: the report says how many record pairs would be joined
-    or split, and nothing changes. `--apply` makes the change."""
+    Accepted pairs and merges stay together; rejected pairs and unmerges stay
+    apart. By default a dry run: the report says how many record pairs would be
+    joined or split, and nothing changes. `--apply` makes the change."""
     from joinedup.people.estate import rebuild
     from joinedup.people.matcher import matcher_from_file
 

@@ -20,7 +20,7 @@ import hashlib
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -87,27 +87,45 @@ class PersonIndex:
 
     # -- linking ---------------------------------------------------------------
     def link(
-        self, session: Session, features: MatchFeatures, org_code: str, *, actor: str = SYSTEM
+        self,
+        session: Session,
+        features: MatchFeatures,
+        org_code: str,
+        *,
+        actor: str = SYSTEM,
+        allowed: Callable[[str, str], bool] | None = None,
     ) -> LinkResult:
-        """Link one source record (``features.unique_id`` is its record id) inside ``session``."""
+        """Link one source record (``features.unique_id`` is its record id) inside ``session``.
+
+        ``allowed(record_id, person_id)``, when given, says whether the record
+        may join that person at all (a rebuild keeps stewards' rejections and
+        unmerges this way); candidates in persons it refuses are passed over.
+        """
         keys = self._matcher.keys(features)
         self._lock(session, keys)
         existing = session.get(LinkedRecord, features.unique_id)
         if existing is not None:
             return self._relink_existing(session, existing, features, keys, actor)
         if features.nhs_number:
-            same = session.scalars(
-                select(LinkedRecord)
-                .where(LinkedRecord.nhs_number == features.nhs_number)
-                .order_by(LinkedRecord.record_id)
-                .limit(1)
-            ).first()
+            same = next(
+                (
+                    r
+                    for r in session.scalars(
+                        select(LinkedRecord)
+                        .where(LinkedRecord.nhs_number == features.nhs_number)
+                        .order_by(LinkedRecord.record_id)
+                        .limit(1 if allowed is None else None)
+                    )
+                    if allowed is None or allowed(features.unique_id, r.person_id)
+                ),
+                None,
+            )
             if same is not None:
                 self._insert(
                     session, features, org_code, same.person_id, "nhs-number", None, keys, actor
                 )
                 return LinkResult(features.unique_id, same.person_id, "nhs-number", None)
-        best = self._best_candidate(session, features, keys)
+        best = self._best_candidate(session, features, keys, allowed)
         if best is not None:
             candidate, score = best
             decision = decide(
@@ -151,6 +169,21 @@ class PersonIndex:
         person_id = self._new_person(session, features, org_code, keys, actor, None)
         return LinkResult(features.unique_id, person_id, "new-person", None, created_person=True)
 
+    def attach(
+        self,
+        session: Session,
+        features: MatchFeatures,
+        org_code: str,
+        person_id: str,
+        *,
+        rule: str,
+        actor: str,
+    ) -> LinkResult:
+        """Link a record to a given person without matching (a steward's decision)."""
+        keys = self._matcher.keys(features)
+        self._insert(session, features, org_code, person_id, rule, None, keys, actor)
+        return LinkResult(features.unique_id, person_id, rule, None)
+
     def link_many(
         self,
         conn: Connection,
@@ -191,7 +224,11 @@ class PersonIndex:
             session.flush()
 
     def _best_candidate(
-        self, session: Session, features: MatchFeatures, keys: list[str]
+        self,
+        session: Session,
+        features: MatchFeatures,
+        keys: list[str],
+        allowed: Callable[[str, str], bool] | None = None,
     ) -> tuple[LinkedRecord, PairScore] | None:
         if not keys:
             return None
@@ -220,6 +257,8 @@ class PersonIndex:
         ):
             other = candidate_features(candidate)
             if _evidence_hash(features, other) in rejected:
+                continue
+            if allowed is not None and not allowed(features.unique_id, candidate.person_id):
                 continue
             score = self._matcher.score(features, other)
             if best is None or score.weight > best[1].weight:
@@ -465,6 +504,13 @@ class PersonIndex:
                 .order_by(LinkedRecord.record_id)
             )
         ]
+        kept = list(
+            s.scalars(
+                select(LinkedRecord.record_id)
+                .where(LinkedRecord.person_id == survivor_id)
+                .order_by(LinkedRecord.record_id)
+            )
+        )
         merged = s.get(Person, merged_id)
         survivor = s.get(Person, survivor_id)
         assert merged is not None
@@ -484,6 +530,7 @@ class PersonIndex:
             merged_id=merged_id,
             moved=moved,
             merged_flag=flags,
+            survivor_records=kept,
             by=by,
             reason=reason,
         )

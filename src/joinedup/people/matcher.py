@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from joinedup.people.matching.decision import Thresholds, weight_to_probability
 from joinedup.people.matching.model import MatchingModel
-from joinedup.people.matching.normalise import MatchFeatures
+from joinedup.people.matching.normalise import FEATURE_COLUMNS, MatchFeatures
 from joinedup.people.matching.scorer import PairScorer, row_of
 from joinedup.people.matching.spec import BLOCKING_RULES, BlockingRule
 
@@ -96,4 +96,6 @@ def features_to_json(features: MatchFeatures) -> dict[str, Any]:
 
 
 def features_from_json(data: dict[str, Any]) -> MatchFeatures:
-    return MatchFeatures(**data)
+    """Stored features; a feature added since they were stored is missing (None)."""
+    values: dict[str, Any] = {name: data.get(name) for name in FEATURE_COLUMNS}
+    return MatchFeatures(**values)

@@ -95,6 +95,8 @@ class Merge(Base):
     merged_id: Mapped[str] = mapped_column(String(36), index=True)
     moved: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
     merged_flag: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    # The survivor's record ids at the time (NULL for merges made before 0010).
+    survivor_records: Mapped[list[str] | None] = mapped_column(JSONType, nullable=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     by: Mapped[str] = mapped_column(String(80))
     reason: Mapped[str] = mapped_column(String(500))

@@ -46,6 +46,8 @@ def person_record(record_id: str, resource: dict[str, Any]) -> PersonRecord:
         postcode=address.get("postalCode"),
         address_lines=tuple(str(line) for line in address.get("line", [])),
         nhs_number=nhs,
+        city=address.get("city"),
+        region=address.get("state"),
     )
 
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
+from dataclasses import replace
 
-from joinedup.errors import Conflict
 from joinedup.people.estate import rebuild
 from joinedup.people.index import PersonIndex
 from joinedup.people.matcher import NhsNumberOnlyMatcher
@@ -48,8 +47,66 @@ def test_dry_run_reports_and_changes_nothing_then_apply_changes(db: Database) ->
     assert after["A/1"] == after["A/2"] == after["A/3"] != after["B/1"]
 
 
-def test_rebuild_refuses_to_discard_steward_work(db: Database) -> None:
+def test_accepted_merges_stay_merged(db: Database) -> None:
     index = _load(db)
-    index.merge(index.person_of("A/1"), index.person_of("A/3"), by="JHUB-P002", reason="same")
-    with pytest.raises(Conflict, match="discard"):
-        rebuild(db, FieldMatcher(), apply=False)
+    # B/1 differs from A/1 on given name and dob: the model would never join them.
+    survivor = index.person_of("A/1")
+    index.merge(survivor, index.person_of("B/1"), by="JHUB-P002", reason="same, checked")
+    dry = rebuild(db, FieldMatcher(), apply=False)
+    assert dry.records_placed_by_stewards >= 1
+    assert dry.pairs_split == 0  # nothing the steward joined comes apart
+    assert dry.pairs_joined == 3  # A/3 joins A/1, A/2 and B/1
+    done = rebuild(db, FieldMatcher(), apply=True)
+    after = _partition(index, IDS)
+    assert len(set(after.values())) == 1
+    assert after["A/1"] == survivor  # the person keeps its id
+    assert (done.steward_decisions, done.steward_conflicts) == (1, 0)
+
+
+def test_rejected_pairs_stay_apart(db: Database) -> None:
+    index = PersonIndex(db, FieldMatcher())
+    index.link_one(person("C/1"), "RWX")
+    index.link_one(person("C/2", postcode="WX9 9ZZ"), "WCCASC")  # 3 of 4 agree: review
+    [pair] = index.review_queue()
+    index.reject(pair["id"], by="JHUB-P002")
+    # A model that would auto-link them (every field but the postcode counts).
+    eager = FieldMatcher()
+    eager.score = lambda left, right: replace(  # type: ignore[method-assign]
+        FieldMatcher.score(eager, left, right), probability=0.999
+    )
+    done = rebuild(db, eager, apply=True)
+    assert index.person_of("C/1") != index.person_of("C/2")
+    assert done.pairs_joined == 0
+    assert index.review_queue() == []  # the rejected pair is not proposed again
+    assert [p["status"] for p in index.review_queue(status="rejected")] == ["rejected"]
+
+
+def test_unmerges_stay_split_and_history_is_kept(db: Database) -> None:
+    index = _load(db)
+    a1, a3 = index.person_of("A/1"), index.person_of("A/3")
+    merge_id = index.merge(a1, a3, by="JHUB-P002", reason="looked alike")
+    index.unmerge(merge_id, by="JHUB-P003")
+    history_before = index.history(a1)
+
+    done = rebuild(db, FieldMatcher(), apply=True)
+    # Without the unmerge the model joins A/3 to A/1 (first test); the steward said no.
+    assert done.pairs_joined == 0
+    assert (index.person_of("A/1"), index.person_of("A/3")) == (a1, a3)
+    history = index.history(a1)
+    assert history[: len(history_before)] == history_before
+    assert {e["action"] for e in history[len(history_before) :]} == {"link"}
+    assert all(e["actor"] == "rebuild" for e in history[len(history_before) :])
+
+
+def test_a_later_decision_overrules_an_earlier_one(db: Database) -> None:
+    index = PersonIndex(db, FieldMatcher())
+    index.link_one(person("C/1"), "RWX")
+    index.link_one(person("C/2", postcode="WX9 9ZZ"), "WCCASC")
+    [pair] = index.review_queue()
+    index.reject(pair["id"], by="JHUB-P002")
+    index.merge(
+        index.person_of("C/1"), index.person_of("C/2"), by="JHUB-P003", reason="same after all"
+    )
+    done = rebuild(db, FieldMatcher(), apply=True)
+    assert index.person_of("C/1") == index.person_of("C/2")
+    assert (done.steward_decisions, done.steward_decisions_overruled) == (1, 1)

@@ -19,23 +19,46 @@ DEFAULT_PAIRS_PER_RECORD = 12.0
 
 
 def estimated_pairs(frames: Sequence[pd.DataFrame], rule: BlockingRule, link_type: LinkType) -> int:
-    """Candidate pairs ``rule`` generates (before removing pairs other rules also find).
+    """Candidate pairs ``rule`` generates (before removing pairs other rules also find)."""
+    return _PairCounter(frames, link_type, rule.columns).count(rule)
 
-    Counted with DuckDB group-bys over the frames (no pairs are materialised).
+
+class _PairCounter:
+    """Counts candidate pairs with DuckDB group-bys (no pairs are materialised).
+
+    The columns the rules need are copied into DuckDB once; scanning pandas
+    object columns again for every rule would cost more than the counting.
     """
-    import duckdb
 
-    con = duckdb.connect()
-    try:
+    def __init__(
+        self, frames: Sequence[pd.DataFrame], link_type: LinkType, columns: Sequence[str]
+    ) -> None:
+        import duckdb
+
+        self.link_type = link_type
+        self.con = duckdb.connect()
+        self.con.execute("SET threads = 2")
+        wanted = sorted(set(columns))
+        self.tables = []
         for i, frame in enumerate(frames):
-            con.register(f"f{i}", frame[list(set(rule.columns))])
+            self.con.register(f"frame_{i}", frame[wanted])
+            self.con.execute(f"CREATE TABLE f{i} AS SELECT * FROM frame_{i}")
+            self.con.unregister(f"frame_{i}")
+            self.tables.append(f"f{i}")
+        if link_type != "link_only":
+            union = " UNION ALL ".join(f"SELECT * FROM {t}" for t in self.tables)
+            self.con.execute(f"CREATE TABLE everyone AS {union}")
+
+    def close(self) -> None:
+        self.con.close()
+
+    def _scalar(self, sql: str) -> int:
+        row = self.con.execute(sql).fetchone()
+        return int((row[0] if row else 0) or 0)
+
+    def count(self, rule: BlockingRule) -> int:
         cols = list(rule.columns)
         crossed = cols[::-1] if rule.reversed else cols
-        if link_type != "link_only":
-            union = " UNION ALL ".join(f"SELECT * FROM f{i}" for i in range(len(frames)))
-            frames_sql = [f"({union})"]
-        else:
-            frames_sql = [f"f{i}" for i in range(len(frames))]
 
         def counts(table: str, key: list[str]) -> str:
             present = " AND ".join(f"{c} IS NOT NULL" for c in key)
@@ -43,30 +66,23 @@ def estimated_pairs(frames: Sequence[pd.DataFrame], rule: BlockingRule, link_typ
             return f"SELECT {keys}, count(*) AS n FROM {table} WHERE {present} GROUP BY ALL"
 
         on = " AND ".join(f"a.k{j} = b.k{j}" for j in range(len(cols)))
-        total = 0
-        if link_type != "link_only":
-            table = frames_sql[0]
+        if self.link_type != "link_only":
             if rule.reversed:
-                sql = (
-                    # ordered pairs, less each record paired with itself (given = family)
+                # ordered pairs, less each record paired with itself (given = family)
+                return self._scalar(
                     "SELECT sum(a.n * b.n - CASE WHEN a.k0 = a.k1 THEN a.n ELSE 0 END) / 2 "
-                    f"FROM ({counts(table, cols)}) a "
-                    f"JOIN ({counts(table, crossed)}) b ON {on}"
+                    f"FROM ({counts('everyone', cols)}) a "
+                    f"JOIN ({counts('everyone', crossed)}) b ON {on}"
                 )
-            else:
-                sql = f"SELECT sum(n * (n - 1) / 2) FROM ({counts(table, cols)})"
-            total = int(con.execute(sql).fetchone()[0] or 0)  # type: ignore[index]
-        else:
-            for i, left in enumerate(frames_sql):
-                for right in frames_sql[i + 1 :]:
-                    sql = (
-                        f"SELECT sum(a.n * b.n) FROM ({counts(left, cols)}) a "
-                        f"JOIN ({counts(right, crossed)}) b ON {on}"
-                    )
-                    total += int(con.execute(sql).fetchone()[0] or 0)  # type: ignore[index]
+            return self._scalar(f"SELECT sum(n * (n - 1) / 2) FROM ({counts('everyone', cols)})")
+        total = 0
+        for i, left in enumerate(self.tables):
+            for right in self.tables[i + 1 :]:
+                total += self._scalar(
+                    f"SELECT sum(a.n * b.n) FROM ({counts(left, cols)}) a "
+                    f"JOIN ({counts(right, crossed)}) b ON {on}"
+                )
         return total
-    finally:
-        con.close()
 
 
 def choose_blocking_rules(
@@ -76,13 +92,19 @@ def choose_blocking_rules(
 ) -> tuple[BlockingRule, ...]:
     records = sum(len(frame) for frame in frames)
     budget = pairs_per_record * records
-    chosen = [rule for rule in BLOCKING_RULES if not rule.broad]
-    spent = sum(estimated_pairs(frames, rule, link_type) for rule in chosen)
-    for rule in BLOCKING_RULES:
-        if not rule.broad:
-            continue
-        cost = estimated_pairs(frames, rule, link_type)
-        if spent + cost <= budget:
-            chosen.append(rule)
-            spent += cost
-    return tuple(chosen)
+    present = set.intersection(*(set(frame.columns) for frame in frames))
+    columns = {c for rule in BLOCKING_RULES for c in rule.columns if c in present}
+    counter = _PairCounter(frames, link_type, sorted(columns))
+    try:
+        chosen = [rule for rule in BLOCKING_RULES if not rule.broad]
+        spent = sum(counter.count(rule) for rule in chosen)
+        for rule in BLOCKING_RULES:
+            if not rule.broad:
+                continue
+            cost = counter.count(rule)
+            if spent + cost <= budget:
+                chosen.append(rule)
+                spent += cost
+        return tuple(chosen)
+    finally:
+        counter.close()

@@ -56,6 +56,8 @@ class PersonRecord:
     postcode: str | None = None
     address_lines: tuple[str, ...] = ()
     nhs_number: str | None = None
+    city: str | None = None  # town or suburb (FHIR Address.city)
+    region: str | None = None  # county or state (FHIR Address.state)
 
     def __post_init__(self) -> None:
         problems = []
@@ -90,6 +92,8 @@ class MatchFeatures:
     address_number: str | None
     address_street: str | None
     nhs_number: str | None
+    locality: str | None = None
+    region: str | None = None
 
 
 FEATURE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(MatchFeatures))
@@ -177,21 +181,31 @@ def postcode_parts(raw: str | None) -> tuple[str | None, str | None, str | None]
 
 
 def address_parts(lines: Sequence[str]) -> tuple[str | None, str | None]:
-    """(house numbers, street words) from the first non-empty address line.
+    """(house numbers, address words) from every address line.
 
-    "Flat 3, 12 High St." -> ("3 12", "FLAT HIGH ST"). Numbers and words are
+    "Flat 3, 12 High St." -> ("3 12", "FLATHIGHST"). Numbers and words are
     compared separately because one is often right when the other is not.
+    Each line's words are run together (a space typed in or left out, "HIGH
+    ST" / "HIGHST", changes nothing) and the lines are put in order, so lines
+    recorded in a different order ("12 High St", "Bitterne" / "Bitterne",
+    "12 High St") still agree.
     """
+    numbers: list[str] = []
+    words: list[str] = []
     for line in lines:
         if line is None:
             continue
         tokens = _NON_ALNUM.sub(" ", _fold(line)).split()
-        if not tokens:
-            continue
-        numbers = [t for t in tokens if any(ch.isdigit() for ch in t)]
-        words = [t for t in tokens if not any(ch.isdigit() for ch in t)]
-        return (" ".join(numbers) or None, " ".join(words) or None)
-    return None, None
+        numbers += [t for t in tokens if any(ch.isdigit() for ch in t)]
+        text = "".join(t for t in tokens if not any(ch.isdigit() for ch in t))
+        if text:
+            words.append(text)
+    return (" ".join(numbers) or None, " ".join(sorted(words)) or None)
+
+
+def clean_locality(raw: str | None) -> str | None:
+    """Letters only, upper case: "Noble Park" -> "NOBLEPARK"."""
+    return clean_name(raw)
 
 
 def clean_nhs_number(raw: str | None) -> str | None:
@@ -230,6 +244,8 @@ def features_of(record: PersonRecord, nicknames: NicknameTable | None = None) ->
         address_number=number,
         address_street=street,
         nhs_number=clean_nhs_number(record.nhs_number),
+        locality=clean_locality(record.city),
+        region=clean_locality(record.region),
     )
 
 
@@ -252,36 +268,82 @@ def features_table(records: pd.DataFrame, nicknames: NicknameTable | None = None
             return records[name].astype(object).where(records[name].notna(), None)
         return pd.Series([None] * n, index=records.index, dtype=object)
 
-    def per_distinct(values: pd.Series[Any], fn: Callable[[Any], Any]) -> pd.Series[Any]:
-        codes, distinct = pd.factorize(values.map(_hashable), use_na_sentinel=False)
-        results = np.empty(len(distinct), dtype=object)
+    def distinct_codes(values: pd.Series[Any]) -> Any:
+        try:
+            return pd.factorize(values, use_na_sentinel=False)
+        except TypeError:  # lists (unhashable) among the values
+            return pd.factorize(values.map(_hashable), use_na_sentinel=False)
+
+    def per_distinct(
+        values: pd.Series[Any], fn: Callable[[Any], Any], parts: int = 0
+    ) -> list[pd.Series[Any]]:
+        """``fn`` of each distinct value, spread back to every row; ``parts`` > 0
+        splits a tuple result into that many columns."""
+        codes, distinct = distinct_codes(values)
+        width = max(parts, 1)
+        results = np.empty((len(distinct), width), dtype=object)
         for i, value in enumerate(distinct):
-            results[i] = fn(None if _is_missing(value) else value)
-        return pd.Series(results[codes], index=values.index, dtype=object)
+            out = fn(None if _is_missing(value) else value)
+            results[i, :] = out if parts else (out,)
+        return [pd.Series(results[codes, j], index=values.index, dtype=object) for j in range(width)]
 
     out = pd.DataFrame(index=records.index)
     out["unique_id"] = records["record_id"].astype(str)
-    given = per_distinct(column("given_names"), lambda v: first_given_name(_as_tuple(v)))
+    [given] = per_distinct(column("given_names"), lambda v: first_given_name(_as_tuple(v)))
     out["given_name"] = given
-    out["given_name_canon"] = per_distinct(
-        given, lambda g: None if g is None else table.canonical_of(g)
+    canon, phon = per_distinct(
+        given,
+        lambda g: (None, None) if g is None else (table.canonical_of(g), phonetic(g)),
+        parts=2,
     )
-    out["given_name_phon"] = per_distinct(given, phonetic)
-    family = per_distinct(column("family_name"), clean_name)
-    out["family_name"] = family
-    out["family_name_phon"] = per_distinct(family, phonetic)
-    dob = per_distinct(column("birth_date"), dob_parts)
-    for i, name in enumerate(("dob", "dob_year", "dob_month", "dob_day")):
-        out[name] = dob.map(lambda parts, i=i: parts[i])
-    out["sex"] = per_distinct(column("sex"), clean_sex)
-    postcode = per_distinct(column("postcode"), postcode_parts)
-    for i, name in enumerate(("postcode", "postcode_sector", "postcode_outward")):
-        out[name] = postcode.map(lambda parts, i=i: parts[i])
-    address = per_distinct(column("address_lines"), lambda v: address_parts(_as_tuple(v)))
-    out["address_number"] = address.map(lambda parts: parts[0])
-    out["address_street"] = address.map(lambda parts: parts[1])
-    out["nhs_number"] = per_distinct(column("nhs_number"), clean_nhs_number)
-    return out[list(FEATURE_COLUMNS)].astype(object).where(out.notna(), None)
+    out["given_name_canon"], out["given_name_phon"] = canon, phon
+    family, family_phon = per_distinct(
+        column("family_name"),
+        lambda v: (lambda f: (f, phonetic(f)))(clean_name(v)),
+        parts=2,
+    )
+    out["family_name"], out["family_name_phon"] = family, family_phon
+    for name, series in zip(
+        ("dob", "dob_year", "dob_month", "dob_day"),
+        per_distinct(column("birth_date"), dob_parts, parts=4),
+        strict=True,
+    ):
+        out[name] = series
+    [out["sex"]] = per_distinct(column("sex"), clean_sex)
+    for name, series in zip(
+        ("postcode", "postcode_sector", "postcode_outward"),
+        per_distinct(column("postcode"), postcode_parts, parts=3),
+        strict=True,
+    ):
+        out[name] = series
+    out["address_number"], out["address_street"] = per_distinct(
+        column("address_lines"), lambda v: address_parts(_as_tuple(v)), parts=2
+    )
+    out["nhs_number"] = clean_nhs_numbers(column("nhs_number"))
+    [out["locality"]] = per_distinct(column("city"), clean_locality)
+    [out["region"]] = per_distinct(column("region"), clean_locality)
+    # Every column is already object dtype with None for missing.
+    return out[list(FEATURE_COLUMNS)]
+
+
+def clean_nhs_numbers(values: pd.Series[Any]) -> pd.Series[Any]:
+    """``clean_nhs_number`` over a column, with the Modulus 11 check done in numpy."""
+    import numpy as np
+    import pandas as pd
+
+    text = values.where(values.notna(), "").astype(str)
+    digits = text.str.replace(r"[\s\-]", "", regex=True).str.strip()
+    shaped = digits.str.fullmatch(r"[0-9]{10}").fillna(False).to_numpy(dtype=bool)
+    out = np.full(len(values), None, dtype=object)
+    if shaped.any():
+        candidates = digits[shaped].to_numpy(dtype="U10")
+        d = candidates.view("<U1").reshape(-1, 10).astype(np.int64)
+        total = (d[:, :9] * np.arange(10, 1, -1)).sum(axis=1)
+        check = 11 - total % 11
+        check[check == 11] = 0
+        ok = (check != 10) & (check == d[:, 9]) & ~(d == d[:, :1]).all(axis=1)
+        out[np.nonzero(shaped)[0][ok]] = candidates[ok].astype(object)
+    return pd.Series(out, index=values.index, dtype=object)
 
 
 def _as_tuple(value: Any) -> tuple[str, ...]:

@@ -195,9 +195,9 @@ def _predicate(level: Level) -> Predicate:
             assert t is not None
             return lambda x, y: _jw(x[a], y[a], t)
         case LevelKind.EXACT_AND_JARO_WINKLER:
-            a, b = cols
+            *equal, last = cols
             assert t is not None
-            return lambda x, y: _eq(x[a], y[a]) and _jw(x[b], y[b], t)
+            return lambda x, y: all(_eq(x[i], y[i]) for i in equal) and _jw(x[last], y[last], t)
         case LevelKind.LEVENSHTEIN:
             (a,) = cols
             limit = int(t or 0)
@@ -205,6 +205,14 @@ def _predicate(level: Level) -> Predicate:
                 x[a] is not None
                 and y[a] is not None
                 and jellyfish.levenshtein_distance(x[a], y[a]) <= limit
+            )
+        case LevelKind.DAMERAU_LEVENSHTEIN:
+            (a,) = cols
+            limit = int(t or 0)
+            return lambda x, y: (
+                x[a] is not None
+                and y[a] is not None
+                and jellyfish.damerau_levenshtein_distance(x[a], y[a]) <= limit
             )
         case LevelKind.INITIAL:
             (a,) = cols

@@ -20,8 +20,16 @@ LinkType = Literal["dedupe_only", "link_only", "link_and_dedupe"]
 Dialect = Literal["duckdb", "spark"]
 
 _FUNCTIONS: dict[str, dict[str, str]] = {
-    "duckdb": {"jaro_winkler": "jaro_winkler_similarity", "levenshtein": "levenshtein"},
-    "spark": {"jaro_winkler": "jaro_winkler", "levenshtein": "levenshtein"},
+    "duckdb": {
+        "jaro_winkler": "jaro_winkler_similarity",
+        "levenshtein": "levenshtein",
+        "damerau_levenshtein": "damerau_levenshtein",
+    },
+    "spark": {
+        "jaro_winkler": "jaro_winkler",
+        "levenshtein": "levenshtein",
+        "damerau_levenshtein": "damerau_levenshtein",
+    },
 }
 
 
@@ -32,8 +40,9 @@ class LevelKind(StrEnum):
     REVERSED = "reversed"  # (a, b) on one side equals (b, a) on the other
     CROSSED = "crossed"  # a on one side equals b on the other, either way round
     JARO_WINKLER = "jaro_winkler"  # similarity of column 0 >= threshold
-    EXACT_AND_JARO_WINKLER = "exact_and_jaro_winkler"  # column 0 equal, column 1 similar
+    EXACT_AND_JARO_WINKLER = "exact_and_jaro_winkler"  # all but the last equal, the last similar
     LEVENSHTEIN = "levenshtein"  # edit distance of column 0 <= threshold
+    DAMERAU_LEVENSHTEIN = "damerau_levenshtein"  # the same, a transposition counting as one edit
     INITIAL = "initial"  # one side is a single letter, the first letters agree
     DAY_MONTH_SWAPPED = "day_month_swapped"  # columns (year, month, day)
     ELSE = "else"
@@ -53,7 +62,7 @@ class Level:
         needs = {
             LevelKind.NULL: 1, LevelKind.NULL_ALL: 1, LevelKind.EXACT: 1, LevelKind.REVERSED: 2, LevelKind.CROSSED: 2,
             LevelKind.JARO_WINKLER: 1, LevelKind.EXACT_AND_JARO_WINKLER: 2,
-            LevelKind.LEVENSHTEIN: 1, LevelKind.INITIAL: 1,
+            LevelKind.LEVENSHTEIN: 1, LevelKind.DAMERAU_LEVENSHTEIN: 1, LevelKind.INITIAL: 1,
             LevelKind.DAY_MONTH_SWAPPED: 3, LevelKind.ELSE: 0,
         }  # fmt: skip
         problems = []
@@ -63,6 +72,7 @@ class Level:
             LevelKind.JARO_WINKLER,
             LevelKind.EXACT_AND_JARO_WINKLER,
             LevelKind.LEVENSHTEIN,
+            LevelKind.DAMERAU_LEVENSHTEIN,
         }
         if (self.kind in thresholded) != (self.threshold is not None):
             problems.append(f"{self.kind} threshold given wrongly")
@@ -93,12 +103,13 @@ class Level:
             case LevelKind.JARO_WINKLER:
                 return f"{fn['jaro_winkler']}({c[0]}_l, {c[0]}_r) >= {self.threshold}"
             case LevelKind.EXACT_AND_JARO_WINKLER:
-                return (
-                    f"{c[0]}_l = {c[0]}_r AND "
-                    f"{fn['jaro_winkler']}({c[1]}_l, {c[1]}_r) >= {self.threshold}"
-                )
+                equal = "".join(f"{col}_l = {col}_r AND " for col in c[:-1])
+                return f"{equal}{fn['jaro_winkler']}({c[-1]}_l, {c[-1]}_r) >= {self.threshold}"
             case LevelKind.LEVENSHTEIN:
                 return f"{fn['levenshtein']}({c[0]}_l, {c[0]}_r) <= {int(self.threshold or 0)}"
+            case LevelKind.DAMERAU_LEVENSHTEIN:
+                limit = int(self.threshold or 0)
+                return f"{fn['damerau_levenshtein']}({c[0]}_l, {c[0]}_r) <= {limit}"
             case LevelKind.INITIAL:
                 return (
                     f"(length({c[0]}_l) = 1 OR length({c[0]}_r) = 1) "
@@ -244,7 +255,7 @@ COMPARISONS: tuple[ComparisonDef, ...] = (
     # Postcode and address line are one comparison because they are not
     # independent: scored separately, a shared home would count twice, and the
     # members of one household would look like one person.
-    ComparisonDef("location", "postcode and first address line", (
+    ComparisonDef("location", "postcode and address lines", (
         Level(LevelKind.NULL_ALL, ("postcode", "address_street"), label="missing"),
         Level(LevelKind.EXACT, ("postcode", "address_number", "address_street"),
               label="same postcode and address"),
@@ -253,11 +264,23 @@ COMPARISONS: tuple[ComparisonDef, ...] = (
         Level(LevelKind.EXACT, ("postcode",), label="same postcode"),
         Level(LevelKind.EXACT_AND_JARO_WINKLER, ("address_number", "address_street"), 0.88,
               label="same number, similar street"),
-        Level(LevelKind.LEVENSHTEIN, ("postcode",), 1, label="postcode one character different"),
+        Level(LevelKind.DAMERAU_LEVENSHTEIN, ("postcode",), 1,
+              label="postcode one character different or two swapped"),
         Level(LevelKind.EXACT, ("postcode_sector",), label="same postcode sector"),
         Level(LevelKind.EXACT, ("address_street",), label="same street"),
         Level(LevelKind.EXACT, ("postcode_outward",), label="same outward code"),
         Level(LevelKind.LEVENSHTEIN, ("postcode",), 2, label="postcode two characters different"),
+        Level(LevelKind.ELSE, label="different"),
+    )),
+    ComparisonDef("town", "town or suburb", (
+        Level(LevelKind.NULL, ("locality",), label="missing"),
+        Level(LevelKind.EXACT, ("locality",), label="exact", term_frequency=True),
+        Level(LevelKind.JARO_WINKLER, ("locality",), 0.9, label="Jaro-Winkler >= 0.9"),
+        Level(LevelKind.ELSE, label="different"),
+    )),
+    ComparisonDef("region", "county or state", (
+        Level(LevelKind.NULL, ("region",), label="missing"),
+        Level(LevelKind.EXACT, ("region",), label="same"),
         Level(LevelKind.ELSE, label="different"),
     )),
     # Pairs with a valid NHS number on both sides are decided by the NHS-number
@@ -288,10 +311,19 @@ BLOCKING_RULES: tuple[BlockingRule, ...] = (
     BlockingRule("sounds_year", ("given_name_phon", "family_name_phon", "dob_year")),
     BlockingRule("postcode_family_sound", ("postcode", "family_name_phon")),
     BlockingRule("postcode_given_sound", ("postcode", "given_name_phon")),
-    BlockingRule("street_number", ("address_street", "address_number")),
+    BlockingRule("street_number_year", ("address_street", "address_number", "dob_year")),
     BlockingRule("postcode_street", ("postcode", "address_street")),
     BlockingRule("postcode_number", ("postcode", "address_number")),
     BlockingRule("postcode_year", ("postcode", "dob_year")),
+    BlockingRule("town_family_sound", ("locality", "family_name_phon")),
+    BlockingRule("town_given_sound", ("locality", "given_name_phon")),
+    BlockingRule("town_street", ("locality", "address_street")),
+    BlockingRule("town_number", ("locality", "address_number")),
+    BlockingRule("town_year", ("locality", "dob_year")),
+    # The same street and number without a postcode or town is broad: every
+    # town has a 12 High Street (12 candidate pairs a record in the 1M
+    # synthetic estate, most of the scoring time).
+    BlockingRule("street_number", ("address_street", "address_number"), broad=True),
     BlockingRule("postcode", ("postcode",), broad=True),
     BlockingRule("dob", ("dob",), broad=True),
 )

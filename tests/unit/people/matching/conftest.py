@@ -52,6 +52,7 @@ FAMILY = [
     "JACKSON",
     "CLARKE",
 ]
+TOWNS = ["SOUTHAMPTON", "WINCHESTER", "EASTLEIGH", "ROMSEY", None]
 STREETS = ["HIGH STREET", "CHURCH ROAD", "MILL LANE", "STATION ROAD", "PARK AVENUE", "THE GREEN"]
 
 
@@ -89,6 +90,9 @@ def small_estate(n_people: int = 400, seed: int = 7) -> pd.DataFrame:
                     "postcode": p,
                     "address_lines": line,
                     "nhs_number": None,
+                    # from the person number, so the other fields' random draws are unchanged
+                    "city": TOWNS[(person + copy * (person % 3 == 0)) % len(TOWNS)],
+                    "region": None if person % 7 == 0 else "HAMPSHIRE",
                 }
             )
     return pd.DataFrame(rows)

@@ -12,6 +12,7 @@ from joinedup.people.matching.normalise import (
     address_parts,
     clean_name,
     clean_nhs_number,
+    clean_nhs_numbers,
     clean_sex,
     dob_parts,
     features_of,
@@ -71,9 +72,14 @@ def test_postcode_parts() -> None:
 
 
 def test_address_parts_separates_numbers_from_words() -> None:
-    assert address_parts(("Flat 3, 12 High St.",)) == ("3 12", "FLAT HIGH ST")
-    assert address_parts(("", "Rose Cottage")) == (None, "ROSE COTTAGE")
+    assert address_parts(("Flat 3, 12 High St.",)) == ("3 12", "FLATHIGHST")
+    assert address_parts(("", "Rose Cottage")) == (None, "ROSECOTTAGE")
     assert address_parts(()) == (None, None)
+
+
+def test_address_parts_ignore_line_order_and_spacing() -> None:
+    one = address_parts(("12 High St", "Bitterne"))
+    assert one == address_parts(("Bitterne", "12 HighSt")) == ("12", "BITTERNE HIGHST")
 
 
 def test_sex_and_nhs_number() -> None:
@@ -133,3 +139,20 @@ def test_table_normalisation_agrees_with_single_records(rows: list[dict[str, obj
         )
         single = features_of(record)
         assert got == {name: getattr(single, name) for name in got}
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            st.from_regex(r"[0-9]{10}", fullmatch=True),
+            st.from_regex(r"[0-9 \-]{8,14}", fullmatch=True),
+            st.sampled_from(["943 476 5919", "1111111111", "943-476-5919", " 9434765919 "]),
+            st.text(max_size=12),
+        ),
+        max_size=30,
+    )
+)
+def test_column_nhs_check_agrees_with_the_one_value_check(values: list[str | None]) -> None:
+    column = clean_nhs_numbers(pd.Series(values, dtype=object))
+    assert list(column) == [clean_nhs_number(v) for v in values]

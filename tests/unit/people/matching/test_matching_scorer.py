@@ -58,6 +58,7 @@ POSTCODES = [
     ("SO167AD", "SO16 7", "SO16"),
     ("SO168ZZ", "SO16 8", "SO16"),
     ("2617", None, None),
+    ("2671", None, None),  # two digits swapped
     (None, None, None),
 ]
 STREETS = [
@@ -95,6 +96,8 @@ def feature_rows(draw: st.DrawFn, uid: int) -> dict[str, object]:
         "address_number": number,
         "address_street": street,
         "nhs_number": None,
+        "locality": draw(st.sampled_from(["BITTERNE", "BITTERN", "ROMSEY", None])),
+        "region": draw(st.sampled_from(["HAMPSHIRE", "DORSET", None])),
     }
 
 

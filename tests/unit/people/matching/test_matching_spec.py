@@ -68,19 +68,18 @@ def test_spark_settings_are_the_same_model_in_spark_sql(model: MatchingModel) ->
 
 @pytest.mark.skipif(importlib.util.find_spec("pyspark") is None, reason="pyspark not installed")
 @pytest.mark.slow
-def test_runs_on_a_local_spark_session(model: MatchingModel, estate_features) -> None:  # type: ignore[no-untyped-def]
-    from pyspark.sql import SparkSession
+def test_runs_on_a_local_spark_session(model: MatchingModel, estate_features, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from pyspark.sql.types import StringType, StructField, StructType
 
-    from joinedup.people.matching.backends import new_spark_api
+    from joinedup.people.matching.backends import new_local_spark_session, new_spark_api
     from joinedup.people.matching.batch import BatchOptions, link
 
-    spark = SparkSession.builder.master("local[1]").appName("joinedup-test").getOrCreate()
+    spark = new_local_spark_session(str(tmp_path / "checkpoints"), "joinedup-test")
     try:
         schema = StructType([StructField(c, StringType(), True) for c in estate_features.columns])
         rows = estate_features.astype(object).where(estate_features.notna(), None)
         frame = spark.createDataFrame(list(rows.itertuples(index=False, name=None)), schema)
-        on_spark = link(model, [frame], BatchOptions(cluster=False), db_api=new_spark_api(spark))
+        on_spark = link(model, [frame], BatchOptions(cluster=False), db_api=new_spark_api(spark, partitions=2))
         on_duckdb = link(model, [estate_features], BatchOptions(cluster=False))
         key = ["unique_id_l", "unique_id_r"]
         assert set(map(tuple, on_spark.pairs[key].to_numpy())) == set(

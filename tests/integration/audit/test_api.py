@@ -296,7 +296,8 @@ def test_a_partners_ig_lead_gets_no_other_organisations_event_reports_or_reviews
                       headers=partner)
     assert review.status_code == 403
     reviewed = log.get(3)
-    assert reviewed is not None and reviewed.review is None
+    assert reviewed is not None
+    assert reviewed.review is None
     # Verification and the checkpoint export carry no personal data: open to any IG lead.
     assert api.get("/admin/audit/verify", headers=partner).json()["ok"] is True
 

@@ -8,21 +8,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import threading
-import time
 import tracemalloc
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import httpx
-import uvicorn
 from fastapi.testclient import TestClient
 
 from joinedup.api.app import create_app
 from joinedup.documents.models import uploads
 from tests.integration.documents.conftest import free_port
 from tests.integration.mhd.world import World, bundle, stored_files
+from tests.support import serving
 
 MIB = 1024 * 1024
 
@@ -140,13 +138,6 @@ def test_a_64_mib_upload_over_http_stays_in_flat_memory(world: World) -> None:
     """A real server (uvicorn on loopback), so the body really streams; tracemalloc sees
     the server's allocations (and the client's, which send 1 MiB at a time)."""
     size = 64 * MIB
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(world.svc), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
     block = os.urandom(MIB)
     digest = hashlib.sha1()
 
@@ -155,15 +146,14 @@ def test_a_64_mib_upload_over_http_stays_in_flat_memory(world: World) -> None:
             digest.update(block)
             yield block
 
-    try:
-        tracemalloc.start()
-        r = httpx.post(f"http://127.0.0.1:{port}/fhir/Binary", content=blocks(), timeout=120,
-                       headers={**world.publisher, "Content-Type": "application/pdf"})
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serving(create_app(world.svc), free_port(), lifespan="on") as url:
+        try:
+            tracemalloc.start()
+            r = httpx.post(f"{url}/fhir/Binary", content=blocks(), timeout=120,
+                           headers={**world.publisher, "Content-Type": "application/pdf"})
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
     assert r.status_code == 201, r.text
     assert r.headers["etag"] == f'"{digest.hexdigest()}"'
     assert peak < 16 * MIB, f"the upload peaked at {peak / MIB:.1f} MiB"

@@ -16,8 +16,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Query, Request
 
 from joinedup.access.consent import DirectiveStatus
+from joinedup.access.consent_changes import record_directive, revoke_directive
+from joinedup.api.audit_trail import actor_of
 from joinedup.api.deps import Token, require, services
-from joinedup.api.fhir.consent import audit_change, recorder
 from joinedup.auth.permissions import Permission
 from joinedup.errors import InvalidInput, NotFound, Problem
 from joinedup.services import Services
@@ -36,15 +37,10 @@ def _view(stored: Any) -> dict[str, Any]:
 @router.post("", status_code=201, summary="Record a directive (a FHIR Consent body)")
 def create(request: Request, token: Token, svc: Svc, body: Annotated[Any, Body()]
            ) -> dict[str, Any]:
-    stored = svc.consents.create(
-        body,
-        recorded_by_org=token.org,
-        recorded_by=recorder(token),
-        known_orgs=[o["code"] for o in svc.registry.list_orgs()],
-        known_agreements=svc.access.agreement_ids(),
-        holder_required=False,
+    stored = record_directive(
+        svc, body, org=token.org, actor=actor_of(token), holder_required=False,
+        purpose=token.purpose, request_id=getattr(request.state, "request_id", None),
     )
-    audit_change(request, token, stored, "created")
     return _view(stored)
 
 
@@ -87,6 +83,8 @@ def read(svc: Svc, consent_id: str) -> dict[str, Any]:
 
 @router.post("/{consent_id}/revoke", summary="Withdraw a directive (kept, made inactive)")
 def revoke(request: Request, token: Token, svc: Svc, consent_id: str) -> dict[str, Any]:
-    stored = svc.consents.revoke(consent_id, by_org=token.org, by=recorder(token))
-    audit_change(request, token, stored, "revoked")
+    stored = revoke_directive(
+        svc, consent_id, org=token.org, actor=actor_of(token),
+        purpose=token.purpose, request_id=getattr(request.state, "request_id", None),
+    )
     return _view(stored)

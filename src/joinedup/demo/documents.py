@@ -55,17 +55,39 @@ def ensure_document_key(settings: Settings) -> str | None:
 
 
 @dataclass(frozen=True)
-class DemoDocument:
+class DocumentKind:
+    """One kind of demo document: who writes it, how it is coded and labelled."""
+
     key: str
     org: str
-    patient: str
+    author: str
     title: str
     type_: dict[str, str]
     class_: dict[str, str]
     category: str
     confidentiality: str
+    about: str
+    """The heading of the first paragraph, the one that names the person."""
+
+
+@dataclass(frozen=True)
+class DemoDocument:
+    kind: DocumentKind
+    patient: str
     pdf: bytes
     date: datetime
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind.key}:{self.patient}"
+
+    @property
+    def org(self) -> str:
+        return self.kind.org
+
+    @property
+    def title(self) -> str:
+        return self.kind.title
 
 
 def render_pdf(title: str, author: str, lines: list[tuple[str, str]]) -> bytes:
@@ -102,37 +124,21 @@ def _person(resource: dict[str, Any]) -> tuple[str, str, str]:
     return full, str(resource.get("birthDate", "unknown")), nhs
 
 
-@dataclass(frozen=True)
-class _Kind:
-    """One kind of demo document: who writes it, how it is coded and labelled."""
-
-    key: str
-    org: str
-    author: str
-    title: str
-    type_: dict[str, str]
-    class_: dict[str, str]
-    category: str
-    confidentiality: str
-    about: str
-    """The heading of the first paragraph, the one that names the person."""
-
-
 Body = tuple[list[tuple[str, str]], datetime]
 """A document's headed paragraphs after the one naming the person, and its date."""
 
-DISCHARGE = _Kind(
+DISCHARGE = DocumentKind(
     "discharge", "RWX", "Wessex Hospitals NHS Trust (RWX)", "Hospital discharge summary",
     {"system": LOINC, "code": "18842-5", "display": "Discharge summary"},
     {"system": SNOMED, "code": "373942005", "display": "Discharge summary"},
     "documents", "N", "Patient")
-CARE_PLAN = _Kind(
+CARE_PLAN = DocumentKind(
     "care-plan", "WCCASC", "Wessex County Council Adult Social Care (WCCASC)",
     "Care and support plan",
     {"system": SNOMED, "code": "734163000", "display": "Care plan"},
     {"system": SNOMED, "code": "734163000", "display": "Care plan"},
     "care-plans", "N", "Person")
-CONFERENCE = _Kind(
+CONFERENCE = DocumentKind(
     "conference", "WCCCS", "Wessex County Council Children's Services (WCCCS)",
     "Child protection conference record",
     {"system": SNOMED, "code": "371531000", "display": "Report of clinical encounter"},
@@ -191,13 +197,11 @@ def _conference(rng: random.Random, n: int) -> Body:
     ], held
 
 
-def _document(kind: _Kind, patient: str, resource: dict[str, Any], body: Body) -> DemoDocument:
+def _document(kind: DocumentKind, patient: str, resource: dict[str, Any], body: Body) -> DemoDocument:
     name, born, nhs = _person(resource)
     lines, date = body
     lines = [(kind.about, f"{name}, born {born}, NHS number {nhs}"), *lines]
-    return DemoDocument(
-        f"{kind.key}:{patient}", kind.org, patient, kind.title, kind.type_, kind.class_,
-        kind.category, kind.confidentiality, render_pdf(kind.title, kind.author, lines), date)
+    return DemoDocument(kind, patient, render_pdf(kind.title, kind.author, lines), date)
 
 
 def _patients(svc: Services, org: str, limit: int, prefer: set[str] | None = None) -> list[str]:
@@ -228,7 +232,7 @@ def demo_documents(svc: Services) -> list[DemoDocument]:
     discharges = _patients(svc, DISCHARGE.org, DISCHARGES)
     plans = _patients(svc, CARE_PLAN.org, 1, prefer=_persons(svc, discharges))
     children = _patients(svc, CONFERENCE.org, 1)
-    kinds: list[tuple[_Kind, list[str], Callable[[random.Random, int], Body]]] = [
+    kinds: list[tuple[DocumentKind, list[str], Callable[[random.Random, int], Body]]] = [
         (DISCHARGE, discharges, _discharge),
         (CARE_PLAN, plans, _care_plan),
         (CONFERENCE, children, _conference),
@@ -265,8 +269,9 @@ def publish_demo_documents(svc: Services, area: Area) -> list[tuple[DemoDocument
         upload = sharing.upload(token, doc.pdf, content_type="application/pdf",
                                 expected_size=len(doc.pdf), request_id=None)
         bundle = document_bundle(
-            subject={"reference": f"Patient/{doc.patient}"}, org=doc.org, type_=doc.type_,
-            class_=doc.class_, category=doc.category, confidentiality=doc.confidentiality,
+            subject={"reference": f"Patient/{doc.patient}"}, org=doc.org, type_=doc.kind.type_,
+            class_=doc.kind.class_, category=doc.kind.category,
+            confidentiality=doc.kind.confidentiality,
             content_type="application/pdf", size=len(doc.pdf), sha1=sha1,
             upload=upload.content_id, title=f"{doc.title}.pdf", replaces=None,
             date=doc.date.isoformat(), master=master)

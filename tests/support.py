@@ -1,7 +1,10 @@
-"""Helpers that build small registry worlds and client assertions for tests."""
+"""Helpers that build small registry worlds and client assertions for tests, and serve
+the app on a real loopback socket."""
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -9,9 +12,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import uvicorn
+from fastapi import FastAPI
 from joserfc import jwt
 from joserfc.jwk import ECKey
 from sqlalchemy import text
+from uvicorn.config import LifespanType
 
 from joinedup.auth.grants import ASSERTION_TYPE
 from joinedup.orgs.specs import OrgSpec, PractitionerSpec, SystemSpec, TeamSpec
@@ -125,3 +131,42 @@ def audit_store_refuses_writes(db: Database) -> Iterator[None]:
             )
             if db.dialect == "postgresql":
                 conn.execute(text("DROP FUNCTION audit_refuse()"))
+
+
+class NoFreePort(RuntimeError):
+    """Every port a test may listen on is taken (another test session may hold them)."""
+
+
+def free_port(ports: range) -> int:
+    """The first port of ``ports`` free on loopback."""
+    for port in ports:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise NoFreePort(f"no free port in {ports.start}-{ports.stop - 1}")
+
+
+@contextmanager
+def serving(app: FastAPI, port: int, *, lifespan: LifespanType = "off") -> Iterator[str]:
+    """``app`` served by uvicorn on 127.0.0.1:``port`` in a thread; its base URL once it
+    accepts connections; stopped on leaving. ``lifespan="off"`` where the test's own
+    fixtures own the services."""
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, lifespan=lifespan, log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)

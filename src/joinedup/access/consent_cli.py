@@ -18,13 +18,14 @@ from rich.console import Console
 from rich.table import Table
 
 from joinedup.access.consent import ConsentDirective, DirectiveKind, DirectiveStatus
+from joinedup.access.consent_changes import record_directive, revoke_directive
 from joinedup.access.consent_fhir import ConsentError, to_fhir
-from joinedup.access.consent_store import StoredConsent, change_event
+from joinedup.access.consent_store import StoredConsent
 from joinedup.access.purposes import Purpose
 from joinedup.audit.changes import local_actor
 from joinedup.errors import NotFound, Problem
 from joinedup.labels import DataCategory
-from joinedup.services import Services, running
+from joinedup.services import running
 
 app = typer.Typer(
     help="A person's consent directives (FHIR Consent): objections, explicit consent, "
@@ -132,21 +133,9 @@ def add(
         resource = consent_from_options(patient, kind, to_org, category, agreement, start, end)
     with running() as svc:
         svc.registry.show_org(org)  # the recording organisation must exist
-        stored = svc.consents.create(
-            resource,
-            recorded_by_org=org,
-            recorded_by="system/joinedup-cli",
-            known_orgs=[o["code"] for o in svc.registry.list_orgs()],
-            known_agreements=svc.access.agreement_ids(),
-            holder_required=False,
-        )
-        _audit(svc, stored, org, "created")
+        stored = record_directive(svc, resource, org=org, actor=local_actor(org),
+                                  holder_required=False, purpose=Purpose.ADMINISTRATION)
     _print(stored, as_json)
-
-
-def _audit(svc: Services, stored: StoredConsent, org: str, change: str) -> None:
-    svc.consents.audited(svc.audit.append, stored, change_event(
-        stored, local_actor(org), change, purpose=Purpose.ADMINISTRATION))
 
 
 @app.command("list")
@@ -193,6 +182,6 @@ def revoke(
     """Withdraw a directive: it stays, inactive, and stops applying at once."""
     with running() as svc:
         svc.registry.show_org(org)
-        stored = svc.consents.revoke(consent_id, by_org=org, by="system/joinedup-cli")
-        _audit(svc, stored, org, "revoked")
+        stored = revoke_directive(svc, consent_id, org=org, actor=local_actor(org),
+                                  purpose=Purpose.ADMINISTRATION)
     _print(stored, as_json)

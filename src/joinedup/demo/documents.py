@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -54,17 +55,39 @@ def ensure_document_key(settings: Settings) -> str | None:
 
 
 @dataclass(frozen=True)
-class DemoDocument:
+class DocumentKind:
+    """One kind of demo document: who writes it, how it is coded and labelled."""
+
     key: str
     org: str
-    patient: str
+    author: str
     title: str
     type_: dict[str, str]
     class_: dict[str, str]
     category: str
     confidentiality: str
+    about: str
+    """The heading of the first paragraph, the one that names the person."""
+
+
+@dataclass(frozen=True)
+class DemoDocument:
+    kind: DocumentKind
+    patient: str
     pdf: bytes
     date: datetime
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind.key}:{self.patient}"
+
+    @property
+    def org(self) -> str:
+        return self.kind.org
+
+    @property
+    def title(self) -> str:
+        return self.kind.title
 
 
 def render_pdf(title: str, author: str, lines: list[tuple[str, str]]) -> bytes:
@@ -101,9 +124,29 @@ def _person(resource: dict[str, Any]) -> tuple[str, str, str]:
     return full, str(resource.get("birthDate", "unknown")), nhs
 
 
-def _discharge(patient: str, resource: dict[str, Any], rng: random.Random, org: str,
-               n: int) -> DemoDocument:
-    name, born, nhs = _person(resource)
+Body = tuple[list[tuple[str, str]], datetime]
+"""A document's headed paragraphs after the one naming the person, and its date."""
+
+DISCHARGE = DocumentKind(
+    "discharge", "RWX", "Wessex Hospitals NHS Trust (RWX)", "Hospital discharge summary",
+    {"system": LOINC, "code": "18842-5", "display": "Discharge summary"},
+    {"system": SNOMED, "code": "373942005", "display": "Discharge summary"},
+    "documents", "N", "Patient")
+CARE_PLAN = DocumentKind(
+    "care-plan", "WCCASC", "Wessex County Council Adult Social Care (WCCASC)",
+    "Care and support plan",
+    {"system": SNOMED, "code": "734163000", "display": "Care plan"},
+    {"system": SNOMED, "code": "734163000", "display": "Care plan"},
+    "care-plans", "N", "Person")
+CONFERENCE = DocumentKind(
+    "conference", "WCCCS", "Wessex County Council Children's Services (WCCCS)",
+    "Child protection conference record",
+    {"system": SNOMED, "code": "371531000", "display": "Report of clinical encounter"},
+    {"system": SNOMED, "code": "225337009", "display": "Child protection"},
+    "safeguarding", "R", "Child")
+
+
+def _discharge(rng: random.Random, n: int) -> Body:
     admitted = FIXED - timedelta(days=rng.randint(8, 40))
     discharged = admitted + timedelta(days=rng.randint(2, 9))
     reason, plan = rng.choice([
@@ -116,30 +159,19 @@ def _discharge(patient: str, resource: dict[str, Any], rng: random.Random, org: 
         ("Urinary tract infection with delirium", "Delirium resolved. Nitrofurantoin "
          "completed. Memory assessment to be considered by the GP."),
     ])
-    lines = [
-        ("Patient", f"{name}, born {born}, NHS number {nhs}"),
+    return [
         ("Admission", f"Admitted {admitted:%d %B %Y} via the Emergency Department; "
                       f"discharged {discharged:%d %B %Y} to usual residence."),
         ("Diagnosis", reason),
         ("Plan and follow-up", plan),
         ("Information for the GP", "Please review medicines at the next appointment. "
                                    "A copy of this summary has been given to the patient."),
-    ]
-    title = "Hospital discharge summary"
-    return DemoDocument(
-        f"discharge:{patient}", org, patient, title,
-        {"system": LOINC, "code": "18842-5", "display": "Discharge summary"},
-        {"system": SNOMED, "code": "373942005", "display": "Discharge summary"},
-        "documents", "N", render_pdf(title, "Wessex Hospitals NHS Trust (RWX)", lines),
-        discharged + timedelta(hours=5, minutes=10 * n))
+    ], discharged + timedelta(hours=5, minutes=10 * n)
 
 
-def _care_plan(patient: str, resource: dict[str, Any], rng: random.Random, org: str
-               ) -> DemoDocument:
-    name, born, nhs = _person(resource)
+def _care_plan(rng: random.Random, n: int) -> Body:
     reviewed = FIXED - timedelta(days=rng.randint(3, 20))
-    lines = [
-        ("Person", f"{name}, born {born}, NHS number {nhs}"),
+    return [
         ("What matters to me", "Staying in my own home, seeing my grandchildren on Sundays, "
                                "and getting to the lunch club on Wednesdays."),
         ("Eligible needs (Care Act 2014)", "Managing and maintaining nutrition; maintaining "
@@ -148,22 +180,12 @@ def _care_plan(patient: str, resource: dict[str, Any], rng: random.Random, org: 
                            "pendant alarm; weekly shopping delivery."),
         ("Carer", "Daughter visits three times a week; a carer's assessment has been offered."),
         ("Review", f"Agreed {reviewed:%d %B %Y}. Next review in 6 weeks, sooner if needs change."),
-    ]
-    title = "Care and support plan"
-    return DemoDocument(
-        f"care-plan:{patient}", org, patient, title,
-        {"system": SNOMED, "code": "734163000", "display": "Care plan"},
-        {"system": SNOMED, "code": "734163000", "display": "Care plan"},
-        "care-plans", "N",
-        render_pdf(title, "Wessex County Council Adult Social Care (WCCASC)", lines), reviewed)
+    ], reviewed
 
 
-def _conference(patient: str, resource: dict[str, Any], rng: random.Random, org: str
-                ) -> DemoDocument:
-    name, born, nhs = _person(resource)
+def _conference(rng: random.Random, n: int) -> Body:
     held = FIXED - timedelta(days=rng.randint(5, 25))
-    lines = [
-        ("Child", f"{name}, born {born}, NHS number {nhs}"),
+    return [
         ("Conference", f"Initial child protection conference held {held:%d %B %Y}. Present: "
                        "social worker, police, health visitor, school, GP report received."),
         ("Decision", "The child is to be subject to a child protection plan under the "
@@ -172,14 +194,14 @@ def _conference(patient: str, resource: dict[str, Any], rng: random.Random, org:
                  "worker; health visitor to review development and attendance at appointments."),
         ("Sharing", "Restricted: shared only between safeguarding partners for the purpose "
                     "of safeguarding."),
-    ]
-    title = "Child protection conference record"
-    return DemoDocument(
-        f"conference:{patient}", org, patient, title,
-        {"system": SNOMED, "code": "371531000", "display": "Report of clinical encounter"},
-        {"system": SNOMED, "code": "225337009", "display": "Child protection"},
-        "safeguarding", "R",
-        render_pdf(title, "Wessex County Council Children's Services (WCCCS)", lines), held)
+    ], held
+
+
+def _document(kind: DocumentKind, patient: str, resource: dict[str, Any], body: Body) -> DemoDocument:
+    name, born, nhs = _person(resource)
+    lines, date = body
+    lines = [(kind.about, f"{name}, born {born}, NHS number {nhs}"), *lines]
+    return DemoDocument(kind, patient, render_pdf(kind.title, kind.author, lines), date)
 
 
 def _patients(svc: Services, org: str, limit: int, prefer: set[str] | None = None) -> list[str]:
@@ -207,21 +229,19 @@ def _persons(svc: Services, patients: list[str]) -> set[str]:
 def demo_documents(svc: Services) -> list[DemoDocument]:
     rng = random.Random(7)
     planned: list[DemoDocument] = []
-    discharges = _patients(svc, "RWX", DISCHARGES)
-    plans = _patients(svc, "WCCASC", 1, prefer=_persons(svc, discharges))
-    children = _patients(svc, "WCCCS", 1)
-    for n, patient in enumerate(discharges):
-        found = svc.records.read("Patient", patient)
-        if found is not None:
-            planned.append(_discharge(patient, found.resource, rng, "RWX", n))
-    for patient in plans:
-        found = svc.records.read("Patient", patient)
-        if found is not None:
-            planned.append(_care_plan(patient, found.resource, rng, "WCCASC"))
-    for patient in children:
-        found = svc.records.read("Patient", patient)
-        if found is not None:
-            planned.append(_conference(patient, found.resource, rng, "WCCCS"))
+    discharges = _patients(svc, DISCHARGE.org, DISCHARGES)
+    plans = _patients(svc, CARE_PLAN.org, 1, prefer=_persons(svc, discharges))
+    children = _patients(svc, CONFERENCE.org, 1)
+    kinds: list[tuple[DocumentKind, list[str], Callable[[random.Random, int], Body]]] = [
+        (DISCHARGE, discharges, _discharge),
+        (CARE_PLAN, plans, _care_plan),
+        (CONFERENCE, children, _conference),
+    ]
+    for kind, patients, body in kinds:  # in this order: they draw on the one rng in turn
+        for n, patient in enumerate(patients):
+            found = svc.records.read("Patient", patient)
+            if found is not None:
+                planned.append(_document(kind, patient, found.resource, body(rng, n)))
     return planned
 
 
@@ -249,8 +269,9 @@ def publish_demo_documents(svc: Services, area: Area) -> list[tuple[DemoDocument
         upload = sharing.upload(token, doc.pdf, content_type="application/pdf",
                                 expected_size=len(doc.pdf), request_id=None)
         bundle = document_bundle(
-            subject={"reference": f"Patient/{doc.patient}"}, org=doc.org, type_=doc.type_,
-            class_=doc.class_, category=doc.category, confidentiality=doc.confidentiality,
+            subject={"reference": f"Patient/{doc.patient}"}, org=doc.org, type_=doc.kind.type_,
+            class_=doc.kind.class_, category=doc.kind.category,
+            confidentiality=doc.kind.confidentiality,
             content_type="application/pdf", size=len(doc.pdf), sha1=sha1,
             upload=upload.content_id, title=f"{doc.title}.pdf", replaces=None,
             date=doc.date.isoformat(), master=master)

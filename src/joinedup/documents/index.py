@@ -8,7 +8,7 @@ empty system; identifiers as ``system|value``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,25 +57,28 @@ def _clip(tokens: Iterator[Token]) -> list[Token]:
     return list(seen)
 
 
+def _named(name: str, pairs: Iterable[tuple[str, str]]) -> Iterator[Token]:
+    for system, value in pairs:
+        yield name, system, value
+
+
+def _each(items: Any, values: Callable[[Any], Iterator[tuple[str, str]]]
+          ) -> Iterator[tuple[str, str]]:
+    """``values`` of every element of a repeating element (absent: none)."""
+    for item in items or []:
+        yield from values(item)
+
+
 def document_tokens(resource: Mapping[str, Any]) -> list[Token]:
     """Every token and reference search value of a DocumentReference."""
 
     def gen() -> Iterator[Token]:
-        for system, code in _codings(resource.get("type")):
-            yield "type", system, code
-        for concept in resource.get("category") or []:
-            for system, code in _codings(concept):
-                yield "category", system, code
-        for label in resource.get("securityLabel") or []:
-            for system, code in _codings(label):
-                yield "securityLabel", system, code
-        for author in resource.get("author") or []:
-            for system, value in _reference(author):
-                yield "author", system, value
-        for system, value in _identifiers(resource.get("masterIdentifier")):
-            yield "identifier", system, value
-        for system, value in _identifiers(resource.get("identifier")):
-            yield "identifier", system, value
+        yield from _named("type", _codings(resource.get("type")))
+        yield from _named("category", _each(resource.get("category"), _codings))
+        yield from _named("securityLabel", _each(resource.get("securityLabel"), _codings))
+        yield from _named("author", _each(resource.get("author"), _reference))
+        yield from _named("identifier", _identifiers(resource.get("masterIdentifier")))
+        yield from _named("identifier", _identifiers(resource.get("identifier")))
         for content in resource.get("content") or []:
             if isinstance(content, Mapping) and isinstance(content.get("format"), Mapping):
                 fmt = content["format"]
@@ -83,16 +86,10 @@ def document_tokens(resource: Mapping[str, Any]) -> list[Token]:
                     yield "format", str(fmt.get("system") or ""), str(fmt["code"])
         context = resource.get("context")
         if isinstance(context, Mapping):
-            for event in context.get("event") or []:
-                for system, code in _codings(event):
-                    yield "event", system, code
-            for system, code in _codings(context.get("practiceSetting")):
-                yield "setting", system, code
-            for system, code in _codings(context.get("facilityType")):
-                yield "facility", system, code
-            for related in context.get("related") or []:
-                for system, value in _reference(related):
-                    yield "related", system, value
+            yield from _named("event", _each(context.get("event"), _codings))
+            yield from _named("setting", _codings(context.get("practiceSetting")))
+            yield from _named("facility", _codings(context.get("facilityType")))
+            yield from _named("related", _each(context.get("related"), _reference))
 
     return _clip(gen())
 
@@ -101,17 +98,15 @@ def list_tokens(resource: Mapping[str, Any]) -> list[Token]:
     """Token values of a SubmissionSet or Folder List (ITI-66)."""
 
     def gen() -> Iterator[Token]:
-        for system, code in _codings(resource.get("code")):
-            yield "code", system, code
-        for system, value in _identifiers(resource.get("identifier")):
-            yield "identifier", system, value
+        yield from _named("code", _codings(resource.get("code")))
+        yield from _named("identifier", _identifiers(resource.get("identifier")))
         for extension in resource.get("extension") or []:
             if not isinstance(extension, Mapping):
                 continue
             url = str(extension.get("url", ""))
             if url.endswith("designationType"):
-                for system, code in _codings(extension.get("valueCodeableConcept")):
-                    yield "designationType", system, code
+                yield from _named("designationType",
+                                  _codings(extension.get("valueCodeableConcept")))
 
     return _clip(gen())
 

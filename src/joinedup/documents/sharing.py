@@ -96,6 +96,16 @@ def stored(view: DocumentView) -> StoredResource:
     )
 
 
+def _serve(served: Served, access: PersonAccess, view: DocumentView) -> dict[str, Any] | None:
+    """``view`` minimised by the decisions about its person, and counted in ``served``;
+    None where nothing of it may be served."""
+    resource = stored(view)
+    result = access.minimise(resource)
+    if result is not None:
+        served.add(access, resource, result)
+    return result
+
+
 def not_found(what: str) -> NotFound:
     return NotFound(f"{what} is not known")
 
@@ -255,11 +265,8 @@ class DocumentSharing:
         by_subject = {pid: a for a in accesses for pid in a.patient_ids}
         items = []
         for view in views:
-            access = by_subject[view.subject_id]
-            resource = stored(view)
-            result = access.minimise(resource)
+            result = _serve(served, by_subject[view.subject_id], view)
             if result is not None:
-                served.add(access, resource, result)
                 items.append((view, result))
         self._svc.audit.append(served.events())
         return Found(items, total)
@@ -306,10 +313,7 @@ class DocumentSharing:
             current, access = found
             view = current if version is None else self._svc.documents.version(doc_id, version)
             if view is not None:
-                resource = stored(view)
-                result = access.minimise(resource)
-                if result is not None:
-                    served.add(access, resource, result)
+                result = _serve(served, access, view)
         self._svc.audit.append(served.events())
         if result is None:
             raise not_found(asked)
@@ -324,10 +328,8 @@ class DocumentSharing:
         if found is not None:
             _, access = found
             for view in self._svc.documents.history(doc_id):
-                resource = stored(view)
-                result = access.minimise(resource)
+                result = _serve(served, access, view)
                 if result is not None:
-                    served.add(access, resource, result)
                     items.append((view, result))
         self._svc.audit.append(served.events())
         if not items:

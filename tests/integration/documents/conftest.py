@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from joinedup.documents.config import DocumentStoreConfig, S3Config
 from joinedup.documents.content import ContentStore
 from joinedup.documents.keyring import Keyring, create_master_key
 from joinedup.documents.stores import make_store
+from tests import support
 
 REGION = "eu-west-2"
 CHUNK = 4096  # small chunks so multi-chunk documents stay small in tests
@@ -33,14 +33,10 @@ PORTS = range(8120, 8130)
 
 def free_port() -> int:
     """The first port of ``PORTS`` free on loopback (another test session may hold one)."""
-    for port in PORTS:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    pytest.skip(f"no free port in {PORTS.start}-{PORTS.stop - 1} for the S3 test server")
+    try:
+        return support.free_port(PORTS)
+    except support.NoFreePort as e:
+        pytest.skip(f"{e} for the S3 test server")
 
 
 @pytest.fixture(scope="session")

@@ -4,13 +4,9 @@ against the real app served by uvicorn on 127.0.0.1, over the demo care system."
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
-import uvicorn
 from fhirclient import client as smart_client
 from fhirclient.models.bundle import Bundle
 from fhirclient.models.capabilitystatement import CapabilityStatement
@@ -22,6 +18,7 @@ from joinedup.api.app import create_app
 from joinedup.nhs_number import NHS_NUMBER_SYSTEM
 from tests.integration.fhir import test_records_api as records_api
 from tests.integration.fhir.test_records_api import Demo, _other_org_patient
+from tests.support import free_port, serving
 
 demo = records_api.demo
 """The same demo care system (built once for this module)."""
@@ -30,35 +27,11 @@ PORTS = range(8110, 8120)
 """The ports this project's tests and benchmarks may listen on."""
 
 
-def _free_port() -> int:
-    for port in PORTS:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 8110-8119")
-
-
 @pytest.fixture(scope="module")
 def base(demo: Demo) -> Iterator[str]:
     """The app on a real socket (lifespan off: the demo fixture owns the services)."""
-    port = _free_port()
-    config = uvicorn.Config(
-        create_app(demo.svc), host="127.0.0.1", port=port, lifespan="off", log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/fhir"
-    server.should_exit = True
-    thread.join(10)
+    with serving(create_app(demo.svc), free_port(PORTS)) as url:
+        yield f"{url}/fhir"
 
 
 def _smart(base: str, headers: dict[str, str]) -> smart_client.FHIRClient:

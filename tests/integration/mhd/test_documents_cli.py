@@ -10,15 +10,9 @@ from typer.testing import CliRunner
 
 from joinedup.cli import app
 from joinedup.errors import UserError
-from joinedup.services import Services
-from tests.integration.mhd.world import World, build_world
+from tests.integration.mhd.world import World
 
 LOINC = "http://loinc.org"
-
-
-@pytest.fixture
-def world(services: Services) -> World:
-    return build_world(services)
 
 
 @pytest.fixture

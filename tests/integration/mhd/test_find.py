@@ -6,32 +6,18 @@ what a search about a patient who does not exist gets."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from joinedup.api.app import create_app
 from joinedup.labels import CATEGORY_SYSTEM
 from joinedup.nhs_number import NHS_NUMBER_SYSTEM
-from joinedup.services import Services
-from tests.integration.mhd.world import SUBMISSION_SET, World, build_world, bundle
+from tests.integration.mhd.world import SUBMISSION_SET, World, bundle, publish
 
 SNOMED = "http://snomed.info/sct"
 FORMAT = "http://ihe.net/fhir/ihe.formatcode.fhir/CodeSystem/formatcode"
 LOINC = "http://loinc.org"
-
-
-@pytest.fixture
-def world(services: Services) -> World:
-    return build_world(services)
-
-
-@pytest.fixture
-def api(world: World) -> Iterator[TestClient]:
-    with TestClient(create_app(world.svc)) as client:
-        yield client
 
 
 def rich_bundle() -> dict[str, Any]:
@@ -65,10 +51,11 @@ def rich_bundle() -> dict[str, Any]:
     return body
 
 
-def _publish(api: TestClient, world: World, body: dict[str, Any]) -> str:
-    r = api.post("/fhir", json=body, headers=world.publisher)
+def _search(api: TestClient, resource: str, who: dict[str, str], **params: str) -> Any:
+    """A search that must succeed; the searchset Bundle."""
+    r = api.get(f"/fhir/{resource}", params=params, headers=who)
     assert r.status_code == 200, r.text
-    return str(r.json()["entry"][1]["response"]["location"]).split("/")[1]
+    return r.json()
 
 
 def _without_self(body: dict[str, Any]) -> dict[str, Any]:
@@ -106,13 +93,10 @@ MATCHING = [
 def test_each_parameter_finds_matches_and_leaks_nothing(
     api: TestClient, world: World, name: str, hit: str, miss: str
 ) -> None:
-    doc = _publish(api, world, rich_bundle())
+    doc = publish(api, world, rich_bundle())
 
     def find(who: dict[str, str], value: str, patient: str = world.rwc_patient) -> Any:
-        r = api.get("/fhir/DocumentReference", params={"patient": patient, name: value},
-                    headers=who)
-        assert r.status_code == 200, r.text
-        return r.json()
+        return _search(api, "DocumentReference", who, patient=patient, **{name: value})
 
     assert [e["resource"]["id"] for e in find(world.insider, hit)["entry"]] == [doc]
     assert find(world.insider, miss)["total"] == 0
@@ -128,7 +112,7 @@ def test_each_parameter_finds_matches_and_leaks_nothing(
 
 
 def test_repeated_parameters_are_and_and_commas_are_or(api: TestClient, world: World) -> None:
-    doc = _publish(api, world, rich_bundle())
+    doc = publish(api, world, rich_bundle())
     params = [("patient", world.rwc_patient), ("date", "ge2026-11-01"), ("date", "le2026-11-30")]
     r = api.get("/fhir/DocumentReference", params=params, headers=world.insider)
     assert [e["resource"]["id"] for e in r.json()["entry"]] == [doc]
@@ -155,7 +139,7 @@ BAD = [
 def test_a_bad_parameter_is_a_clear_outcome_the_same_for_everyone(
     api: TestClient, world: World, params: dict[str, str], where: str
 ) -> None:
-    _publish(api, world, rich_bundle())
+    publish(api, world, rich_bundle())
     answers = []
     for who, patient in [(world.insider, world.rwc_patient), (world.outsider, world.rwc_patient),
                          (world.insider, "no-such-patient")]:
@@ -177,7 +161,7 @@ def test_every_bad_parameter_is_listed_at_once(api: TestClient, world: World) ->
 
 
 def test_find_by_nhs_number_and_paging(api: TestClient, world: World) -> None:
-    ids = [_publish(api, world, bundle(bytes([n]) * 10, master=f"urn:oid:{n}"))
+    ids = [publish(api, world, bundle(bytes([n]) * 10, master=f"urn:oid:{n}"))
            for n in range(3)]
     ident = f"{NHS_NUMBER_SYSTEM}|{world.nhs}"
     page = api.get("/fhir/DocumentReference", headers=world.insider,
@@ -207,12 +191,10 @@ LIST_MATCHING = [
 def test_find_document_lists_by_each_parameter(
     api: TestClient, world: World, name: str, hit: str, miss: str
 ) -> None:
-    doc = _publish(api, world, rich_bundle())
+    doc = publish(api, world, rich_bundle())
 
     def lists(who: dict[str, str], value: str, patient: str = world.rwc_patient) -> Any:
-        r = api.get("/fhir/List", params={"patient": patient, name: value}, headers=who)
-        assert r.status_code == 200, r.text
-        return r.json()
+        return _search(api, "List", who, patient=patient, **{name: value})
 
     found = lists(world.insider, hit)["entry"]
     assert found, f"{name}={hit} found no List"
@@ -229,7 +211,7 @@ def test_find_document_lists_by_each_parameter(
 
 
 def test_submission_sets_and_folders_are_both_found(api: TestClient, world: World) -> None:
-    _publish(api, world, rich_bundle())
+    publish(api, world, rich_bundle())
     r = api.get("/fhir/List", params={"patient": world.rwc_patient}, headers=world.insider)
     codes = sorted(e["resource"]["code"]["coding"][0]["code"] for e in r.json()["entry"])
     assert codes == ["folder", "submissionset"]

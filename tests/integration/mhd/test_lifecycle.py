@@ -4,35 +4,15 @@ superseded documents stay retrievable; every version kept (_history, vread)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from joinedup.api.app import create_app
 from joinedup.audit.events import AuditAction
 from joinedup.audit.queries import EventQuery
 from joinedup.auth.permissions import Permission
-from joinedup.services import Services
-from tests.integration.mhd.world import World, build_world, bundle, headers
-
-
-@pytest.fixture
-def world(services: Services) -> World:
-    return build_world(services)
-
-
-@pytest.fixture
-def api(world: World) -> Iterator[TestClient]:
-    with TestClient(create_app(world.svc)) as client:
-        yield client
-
-
-def _publish(api: TestClient, world: World, body: dict[str, Any]) -> str:
-    r = api.post("/fhir", json=body, headers=world.publisher)
-    assert r.status_code == 200, r.text
-    return str(r.json()["entry"][1]["response"]["location"]).split("/")[1]
+from tests.integration.mhd.world import World, bundle, headers, publish
 
 
 def _status(api: TestClient, who: dict[str, str], doc: str, status: str,
@@ -61,7 +41,7 @@ def test_deprecate_keeps_the_document_retrievable_and_its_history(
     api: TestClient, world: World
 ) -> None:
     content = b"%PDF-1.4 plan\n"
-    doc = _publish(api, world, bundle(content))
+    doc = publish(api, world, bundle(content))
     r = _status(api, world.publisher, doc, "superseded", "the plan ended")
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "superseded"
@@ -94,7 +74,7 @@ def test_entered_in_error_withdraws_the_content_from_all_but_its_author(
     api: TestClient, world: World
 ) -> None:
     content = b"%PDF-1.4 wrong patient\n"
-    doc = _publish(api, world, bundle(content))
+    doc = publish(api, world, bundle(content))
     assert _status(api, world.publisher, doc, "entered-in-error").status_code == 200
     assert _ids(api, world.insider, world) == []
     assert _ids(api, world.insider, world, status="entered-in-error") == [doc]
@@ -111,7 +91,7 @@ def test_entered_in_error_withdraws_the_content_from_all_but_its_author(
 def test_only_the_authoring_organisation_may_change_a_status(
     api: TestClient, world: World
 ) -> None:
-    doc = _publish(api, world, bundle())
+    doc = publish(api, world, bundle())
     trust = headers(world.svc, "RWC", "RWC-P001", Permission.DOCUMENTS_READ,
                     Permission.DOCUMENTS_PUBLISH)
     refused = _status(api, trust, doc, "entered-in-error")
@@ -136,7 +116,7 @@ def test_only_the_authoring_organisation_may_change_a_status(
 def test_a_status_change_needs_a_known_status_and_a_reason(
     api: TestClient, world: World, status: str, reason: str | None, where: str
 ) -> None:
-    doc = _publish(api, world, bundle())
+    doc = publish(api, world, bundle())
     r = _status(api, world.publisher, doc, status, reason)
     assert r.status_code == 400, r.text
     assert any(where in " ".join(i.get("expression", [])) for i in r.json()["issue"])
@@ -145,8 +125,8 @@ def test_a_status_change_needs_a_known_status_and_a_reason(
 
 
 def test_a_replacement_writes_the_superseded_version(api: TestClient, world: World) -> None:
-    first = _publish(api, world, bundle())
-    second = _publish(api, world, bundle(b"%PDF-1.4 v2\n", master="urn:oid:2", replaces=first))
+    first = publish(api, world, bundle())
+    second = publish(api, world, bundle(b"%PDF-1.4 v2\n", master="urn:oid:2", replaces=first))
     history = api.get(f"/fhir/DocumentReference/{first}/_history",
                       headers=world.insider).json()["entry"]
     assert [e["resource"]["status"] for e in history] == ["superseded", "current"]

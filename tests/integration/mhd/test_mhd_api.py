@@ -5,55 +5,28 @@ nothing at all; bad bundles refused whole with nothing stored."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from joinedup.api.app import create_app
 from joinedup.audit.events import AuditAction
 from joinedup.audit.queries import EventQuery
 from joinedup.documents.models import documents
 from joinedup.nhs_number import NHS_NUMBER_SYSTEM
-from joinedup.services import Services
-from tests.integration.mhd.world import World, build_world, bundle
+from tests.integration.mhd.world import World, bundle, publish, stored_files
 from tests.support import audit_store_refuses_writes
-
-
-@pytest.fixture
-def world(services: Services) -> World:
-    return build_world(services)
-
-
-@pytest.fixture
-def api(world: World) -> Iterator[TestClient]:
-    with TestClient(create_app(world.svc)) as client:
-        yield client
-
-
-def _publish(api: TestClient, world: World, body: dict[str, Any]) -> str:
-    r = api.post("/fhir", json=body, headers=world.publisher)
-    assert r.status_code == 200, r.text
-    assert r.json()["type"] == "transaction-response"
-    return str(r.json()["entry"][1]["response"]["location"]).split("/")[1]
 
 
 def _find(api: TestClient, headers: dict[str, str], **params: str) -> Any:
     return api.get("/fhir/DocumentReference", params=params, headers=headers)
 
 
-def _stored_files(world: World) -> list[Path]:
-    root = world.svc.settings.effective_document_dir
-    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
-
-
 def test_mhd_round_trip_with_an_outsider_refused_at_every_step(
     api: TestClient, world: World
 ) -> None:
     content = b"%PDF-1.4 first discharge summary\n"
-    first = _publish(api, world, bundle(content))
+    first = publish(api, world, bundle(content))
 
     # find: the trust's clinician sees it through the agreement; the hub sees nothing
     found = _find(api, world.insider, patient=world.rwc_patient)
@@ -89,7 +62,7 @@ def test_mhd_round_trip_with_an_outsider_refused_at_every_step(
                        headers=world.outsider)
     assert refused.status_code == 400
     second_content = b"%PDF-1.4 corrected discharge summary\n"
-    second = _publish(api, world, bundle(second_content, master="urn:oid:1.2.3.2",
+    second = publish(api, world, bundle(second_content, master="urn:oid:1.2.3.2",
                                          replaces=first))
     current = _find(api, world.insider, patient=world.rwc_patient).json()
     assert [e["resource"]["id"] for e in current["entry"]] == [second]
@@ -110,7 +83,7 @@ def test_mhd_round_trip_with_an_outsider_refused_at_every_step(
 
 def test_a_range_request_gets_206_with_those_bytes(api: TestClient, world: World) -> None:
     content = bytes(range(256)) * 40
-    _publish(api, world, bundle(content, content_type="image/png"))
+    publish(api, world, bundle(content, content_type="image/png"))
     [entry] = _find(api, world.publisher, patient=world.patient).json()["entry"]
     url = entry["resource"]["content"][0]["attachment"]["url"]
     r = api.get(url, headers={**world.publisher, "Range": "bytes=100-1099"})
@@ -145,7 +118,7 @@ def test_a_bad_bundle_is_refused_whole_and_nothing_is_stored(
     assert outcome["resourceType"] == "OperationOutcome"
     assert any(where in " ".join(i.get("expression", [])) for i in outcome["issue"]), outcome
     assert world.svc.documents.counts() == {}
-    assert _stored_files(world) == []
+    assert stored_files(world) == []
 
 
 def test_every_problem_is_listed_at_once(api: TestClient, world: World) -> None:
@@ -159,14 +132,14 @@ def test_every_problem_is_listed_at_once(api: TestClient, world: World) -> None:
 
 def test_publish_by_nhs_number_files_it_under_the_person(api: TestClient, world: World) -> None:
     subject = {"identifier": {"system": NHS_NUMBER_SYSTEM, "value": world.nhs}}
-    first = _publish(api, world, bundle(subject=subject))
+    first = publish(api, world, bundle(subject=subject))
     found = _find(api, world.insider, patient=world.rwc_patient).json()
     assert [e["resource"]["id"] for e in found["entry"]] == [first]
     assert found["entry"][0]["resource"]["subject"]["reference"] == f"Patient/{world.patient}"
 
 
 def test_replacing_another_persons_document_is_refused(api: TestClient, world: World) -> None:
-    theirs = _publish(api, world, bundle(subject={"reference": f"Patient/{world.other_patient}"}))
+    theirs = publish(api, world, bundle(subject={"reference": f"Patient/{world.other_patient}"}))
     r = api.post("/fhir", json=bundle(master="urn:oid:7", replaces=theirs),
                  headers=world.publisher)
     assert r.status_code == 400
@@ -180,7 +153,7 @@ def test_permissions_are_needed(api: TestClient, world: World) -> None:
 
 
 def test_reads_fail_closed_when_the_audit_store_refuses(api: TestClient, world: World) -> None:
-    _publish(api, world, bundle())
+    publish(api, world, bundle())
     [entry] = _find(api, world.insider, patient=world.rwc_patient).json()["entry"]
     url = entry["resource"]["content"][0]["attachment"]["url"]
     with audit_store_refuses_writes(world.svc.db):
@@ -192,7 +165,7 @@ def test_a_publish_interrupted_after_the_pending_row_is_finished_by_recovery(
     api: TestClient, world: World
 ) -> None:
     registry = world.svc.documents
-    first = _publish(api, world, bundle())
+    first = publish(api, world, bundle())
     # a crash between the pending row and the content commit: replay steps 2-3 by hand
     store = registry.content
     staged = store.stage(b"replacement", expected_size=11)

@@ -8,42 +8,21 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import threading
-import time
 import tracemalloc
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from joinedup.api.app import create_app
 from joinedup.documents.models import uploads
-from joinedup.services import Services
 from tests.integration.documents.conftest import free_port
-from tests.integration.mhd.world import World, build_world, bundle
+from tests.integration.mhd.world import World, bundle, stored_files
+from tests.support import serving
 
 MIB = 1024 * 1024
-
-
-@pytest.fixture
-def world(services: Services) -> World:
-    return build_world(services)
-
-
-@pytest.fixture
-def api(world: World) -> Iterator[TestClient]:
-    with TestClient(create_app(world.svc)) as client:
-        yield client
-
-
-def _store_files(world: World) -> list[Path]:
-    root = world.svc.settings.effective_document_dir
-    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
 
 
 def _upload_rows(world: World) -> int:
@@ -103,7 +82,7 @@ def test_an_upload_over_the_limit_is_refused_while_streaming_and_nothing_is_left
     declared = api.post("/fhir/Binary", content=b"x" * (3 * MIB),
                         headers={**world.publisher, "Content-Type": "application/pdf"})
     assert declared.status_code == 413
-    assert _store_files(world) == []
+    assert stored_files(world) == []
     assert _upload_rows(world) == 0
 
 
@@ -131,7 +110,7 @@ def test_an_upload_must_match_what_the_bundle_declares(api: TestClient, world: W
 def test_refused_content_types_and_permissions(api: TestClient, world: World) -> None:
     assert _upload(api, world, b"MZ", "application/x-msdownload").status_code == 400
     assert _upload(api, world, b"%PDF", who=world.insider).status_code == 403
-    assert _store_files(world) == []
+    assert stored_files(world) == []
 
 
 def test_an_inline_bundle_over_its_limit_is_refused(api: TestClient, world: World) -> None:
@@ -152,20 +131,13 @@ def test_unclaimed_uploads_are_swept_after_the_grace_period(api: TestClient, wor
     dropped, _ = registry.sweep()
     assert dropped == 1
     assert _upload_rows(world) == 0
-    assert _store_files(world) == []
+    assert stored_files(world) == []
 
 
 def test_a_64_mib_upload_over_http_stays_in_flat_memory(world: World) -> None:
     """A real server (uvicorn on loopback), so the body really streams; tracemalloc sees
     the server's allocations (and the client's, which send 1 MiB at a time)."""
     size = 64 * MIB
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(world.svc), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
     block = os.urandom(MIB)
     digest = hashlib.sha1()
 
@@ -174,15 +146,14 @@ def test_a_64_mib_upload_over_http_stays_in_flat_memory(world: World) -> None:
             digest.update(block)
             yield block
 
-    try:
-        tracemalloc.start()
-        r = httpx.post(f"http://127.0.0.1:{port}/fhir/Binary", content=blocks(), timeout=120,
-                       headers={**world.publisher, "Content-Type": "application/pdf"})
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serving(create_app(world.svc), free_port(), lifespan="on") as url:
+        try:
+            tracemalloc.start()
+            r = httpx.post(f"{url}/fhir/Binary", content=blocks(), timeout=120,
+                           headers={**world.publisher, "Content-Type": "application/pdf"})
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
     assert r.status_code == 201, r.text
     assert r.headers["etag"] == f'"{digest.hexdigest()}"'
     assert peak < 16 * MIB, f"the upload peaked at {peak / MIB:.1f} MiB"

@@ -8,7 +8,10 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from fastapi.testclient import TestClient
 
 from joinedup.access.purposes import Purpose
 from joinedup.auth.permissions import Permission
@@ -95,6 +98,20 @@ def build_world(svc: Services) -> World:
         insider=headers(svc, "RWC", "RWC-P001", read),
         outsider=headers(svc, "JHUB", "JHUB-P001", read, publish),
     )
+
+
+def publish(api: TestClient, world: World, body: dict[str, Any]) -> str:
+    """Publish ``body`` (ITI-65) as the practice; the new DocumentReference's id."""
+    r = api.post("/fhir", json=body, headers=world.publisher)
+    assert r.status_code == 200, r.text
+    assert r.json()["type"] == "transaction-response"
+    return str(r.json()["entry"][1]["response"]["location"]).split("/")[1]
+
+
+def stored_files(world: World) -> list[Path]:
+    """Every file in the local document store."""
+    root = world.svc.settings.effective_document_dir
+    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
 
 
 def sha1_b64(data: bytes) -> str:

@@ -23,7 +23,6 @@ from fastapi import APIRouter, Body, Depends, Request
 from joinedup.access.explain import explain_event
 from joinedup.access.purposes import Purpose
 from joinedup.access.service import requester_identity
-from joinedup.api.admin.consents import is_hub
 from joinedup.api.audit_trail import actor_of
 from joinedup.api.deps import Token, require, services
 from joinedup.auth.permissions import Permission
@@ -56,7 +55,7 @@ def explain(request: Request, token: Token, svc: Svc,
                            [Problem(exc.detail, "token")]) from None
     try:
         found = svc.access.explain(explained, body["person"])
-        if not is_hub(svc, token.org) and (
+        if not svc.registry.is_hub(token.org) and (
                 explained.org != token.org or token.org not in found.owners):
             raise NotFound(f"no person or Patient {body['person']!r} is known")
     except NotFound:

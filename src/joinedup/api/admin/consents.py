@@ -23,14 +23,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Query, Request
 
 from joinedup.access.consent import DirectiveStatus
+from joinedup.access.consent_changes import record_directive, revoke_directive
 from joinedup.access.consent_store import StoredConsent
+from joinedup.api.audit_trail import actor_of
 from joinedup.api.deps import Token, require, services
-from joinedup.api.fhir.consent import audit_change, recorder, visible_to
+from joinedup.api.fhir.consent import visible_to
 from joinedup.auth.permissions import Permission
 from joinedup.auth.tokens import AccessToken
 from joinedup.errors import InvalidInput, NotFound, Problem
-from joinedup.orgs.models import Organisation
-from joinedup.orgs.vocab import OrgKind
 from joinedup.services import Services
 
 router = APIRouter(
@@ -44,12 +44,6 @@ def _view(stored: Any) -> dict[str, Any]:
     return {**stored.as_dict(), "resource": stored.resource}
 
 
-def is_hub(svc: Services, org: str) -> bool:
-    with svc.db.session() as s:
-        row = s.get(Organisation, org)
-        return row is not None and row.kind == OrgKind.HUB.value
-
-
 def _holds(svc: Services, org: str, patient_id: str) -> bool:
     found = svc.consents.person_of_patient(patient_id)
     return found is not None and org in found[1]
@@ -57,22 +51,18 @@ def _holds(svc: Services, org: str, patient_id: str) -> bool:
 
 def _may_see(svc: Services, token: AccessToken, stored: StoredConsent) -> bool:
     """The hub sees every directive; a partner what it may see through /fhir."""
-    return is_hub(svc, token.org) or (
+    return svc.registry.is_hub(token.org) or (
         _holds(svc, token.org, stored.directive.person) and visible_to(token.org, stored))
 
 
 @router.post("", status_code=201, summary="Record a directive (a FHIR Consent body)")
 def create(request: Request, token: Token, svc: Svc, body: Annotated[Any, Body()]
            ) -> dict[str, Any]:
-    stored = svc.consents.create(
-        body,
-        recorded_by_org=token.org,
-        recorded_by=recorder(token),
-        known_orgs=[o["code"] for o in svc.registry.list_orgs()],
-        known_agreements=svc.access.agreement_ids(),
-        holder_required=not is_hub(svc, token.org),
+    stored = record_directive(
+        svc, body, org=token.org, actor=actor_of(token),
+        holder_required=not svc.registry.is_hub(token.org),
+        purpose=token.purpose, request_id=getattr(request.state, "request_id", None),
     )
-    audit_change(request, token, stored, "created")
     return _view(stored)
 
 
@@ -87,7 +77,7 @@ def list_consents(
     if (patient is None) == (person is None):
         raise InvalidInput("say whose directives", [Problem("give exactly one of patient or person",
                                                             "patient")])
-    hub = is_hub(svc, token.org)
+    hub = svc.registry.is_hub(token.org)
     patients = _patients(svc, patient, person, None if hub else token.org)
     found = svc.consents.for_patients(
         patients, status=None if status is None else DirectiveStatus(status))
@@ -120,13 +110,15 @@ def read(token: Token, svc: Svc, consent_id: str) -> dict[str, Any]:
 
 @router.post("/{consent_id}/revoke", summary="Withdraw a directive (kept, made inactive)")
 def revoke(request: Request, token: Token, svc: Svc, consent_id: str) -> dict[str, Any]:
-    if not is_hub(svc, token.org):
+    if not svc.registry.is_hub(token.org):
         # A partner withdraws only what it recorded (never, say, an objection to itself
         # that the person made elsewhere), for a person it holds a record of.
         found = svc.consents.read(consent_id)
         if (found is None or found.recorded_by_org != token.org
                 or not _holds(svc, token.org, found.directive.person)):
             raise NotFound(f"Consent/{consent_id} is not known")
-    stored = svc.consents.revoke(consent_id, by_org=token.org, by=recorder(token))
-    audit_change(request, token, stored, "revoked")
+    stored = revoke_directive(
+        svc, consent_id, org=token.org, actor=actor_of(token),
+        purpose=token.purpose, request_id=getattr(request.state, "request_id", None),
+    )
     return _view(stored)

@@ -32,7 +32,8 @@ from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import JSONResponse
 
 from joinedup.access.consent import DirectiveStatus
-from joinedup.access.consent_store import StoredConsent, change_event
+from joinedup.access.consent_changes import record_directive
+from joinedup.access.consent_store import StoredConsent
 from joinedup.access.service import NOTHING_SERVED, requester_identity
 from joinedup.api.audit_trail import actor_of
 from joinedup.api.deps import Token, require, services
@@ -47,11 +48,6 @@ router = APIRouter(tags=["fhir: consent"])
 FHIR_JSON = "application/fhir+json"
 Svc = Annotated[Services, Depends(services)]
 SEARCH_PARAMS = frozenset({"patient", "status", "_format"})
-
-
-def recorder(token: AccessToken) -> str:
-    """Who recorded a change: the practitioner, or the client system acting alone."""
-    return token.practitioner or f"system/{token.client_id}"
 
 
 def visible_to(org: str, stored: StoredConsent) -> bool:
@@ -100,30 +96,14 @@ def create_consent(
     request: Request, token: Token, svc: Svc, body: Annotated[Any, Body()]
 ) -> JSONResponse:
     requester_identity(token)  # a practitioner, acting for the person
-    stored = svc.consents.create(
-        body,
-        recorded_by_org=token.org,
-        recorded_by=recorder(token),
-        known_orgs=[o["code"] for o in svc.registry.list_orgs()],
-        known_agreements=svc.access.agreement_ids(),
-        holder_required=True,
+    stored = record_directive(
+        svc, body, org=token.org, actor=actor_of(token), holder_required=True,
+        purpose=token.purpose, request_id=getattr(request.state, "request_id", None),
     )
-    audit_change(request, token, stored, "created")
     return JSONResponse(
         stored.resource, status_code=201, media_type=FHIR_JSON,
         headers={"Location": f"{_base(request)}/Consent/{stored.directive.id}"},
     )
-
-
-def audit_change(request: Request, token: AccessToken, stored: StoredConsent, change: str
-                 ) -> None:
-    """The ``consent.change`` event, before the answer; if the log cannot take it the
-    change is undone and the caller gets 503."""
-    svc: Services = request.app.state.services
-    svc.consents.audited(svc.audit.append, stored, change_event(
-        stored, actor_of(token), change, purpose=token.purpose,
-        request_id=getattr(request.state, "request_id", None),
-    ))
 
 
 def _base(request: Request) -> str:

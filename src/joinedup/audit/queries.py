@@ -156,6 +156,8 @@ def reviews_for(conn: Any, seqs: Iterable[int]) -> dict[int, Review]:
         stmt = (
             select(E.c.seq, E.c.subject_seq, E.c.body)
             .where(and_(E.c.action == AuditAction.AUDIT_REVIEW.value,
+                        # Spelt out so both planners match the partial index.
+                        E.c.subject_seq.is_not(None),
                         E.c.subject_seq.in_(wanted[i : i + 500])))
             .order_by(E.c.seq)
         )

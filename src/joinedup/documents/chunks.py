@@ -27,6 +27,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from cryptography.hazmat.primitives.ciphers import AEADDecryptionContext, Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 TAG_BYTES = 16
@@ -114,7 +115,7 @@ class ChunkLayout:
 class ChunkCipher:
     """Seals and opens one document's chunks; raises ``InvalidTag`` on any mismatch."""
 
-    __slots__ = ("_aad_prefix", "_aead", "_nonce_prefix")
+    __slots__ = ("_aad_prefix", "_aead", "_key", "_nonce_prefix")
 
     def __init__(self, data_key: bytes, nonce_prefix: bytes, content_id: str, chunk_size: int):
         if len(data_key) != KEY_BYTES:
@@ -122,6 +123,7 @@ class ChunkCipher:
         if len(nonce_prefix) != NONCE_PREFIX_BYTES:
             raise ValueError(f"nonce prefix must be {NONCE_PREFIX_BYTES} bytes")
         self._aead = AESGCM(data_key)
+        self._key = data_key
         self._nonce_prefix = nonce_prefix
         self._aad_prefix = (
             _AAD_LABEL + content_id.encode("ascii") + b"\x00" + struct.pack(">Q", chunk_size)
@@ -142,3 +144,14 @@ class ChunkCipher:
     def open(self, index: int, last: bool, stored: bytes | bytearray | memoryview) -> bytes:
         nonce, aad = self._nonce_and_aad(index, last)
         return self._aead.decrypt(nonce, stored, aad)
+
+    def opener(self, index: int, last: bool) -> AEADDecryptionContext:
+        """A streaming opener of one chunk: ``update`` its ciphertext piece by piece,
+        then ``finalize_with_tag`` (``InvalidTag`` on any mismatch). The same check as
+        ``open``; it lets a reader decrypt (and hash) the start of a chunk while the
+        disk still reads the rest. Nothing it returns may be released before the tag
+        has been checked."""
+        nonce, aad = self._nonce_and_aad(index, last)
+        opener = Cipher(algorithms.AES(self._key), modes.GCM(nonce)).decryptor()
+        opener.authenticate_additional_data(aad)
+        return opener

@@ -286,6 +286,9 @@ class ContentStore:
         Raises ``ContentNotFound``, ``RangeNotSatisfiable`` (``start`` past the
         end or ``stop < start``), ``MasterKeyError`` or ``ContentIntegrityError``.
         """
+        prefetch = getattr(self.blobs, "prefetch", None)
+        if prefetch is not None and _ID.fullmatch(content_id):
+            prefetch(content_key(content_id))  # the disk reads it while the envelope is read
         env = self._envelope(content_id)
         data_key = unwrap_data_key(env, self.keyring)
         layout = env.layout

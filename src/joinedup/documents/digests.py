@@ -35,10 +35,15 @@ class ParallelDigests:
     are hashed when needed (``digests``, or when the threads start), so the caller can
     start its disk work first (they are immutable ``bytes``, kept by reference)."""
 
-    def __init__(self, *hashes: Hash, depth: int = 4, inline_bytes: int = 0) -> None:
+    def __init__(
+        self, *hashes: Hash, depth: int = 4, inline_bytes: int = 0, defer: bool = True
+    ) -> None:
         self._hashes = hashes
         self._depth = depth
         self._inline = inline_bytes
+        self._defer = defer
+        """Hold the inline blocks until needed (a writer overlapping them with its fsync);
+        False hashes them at once (a reader overlapping them with the disk's read-ahead)."""
         self._queues: list[queue.Queue[Any]] = []
         self._threads: list[threading.Thread] = []
         self._held: list[bytes] = []
@@ -73,7 +78,11 @@ class ParallelDigests:
         if not self._threads:
             if self._inline > 0:
                 self._inline -= len(block)
-                self._held.append(block)
+                if self._defer:
+                    self._held.append(block)
+                else:
+                    for hash_ in self._hashes:
+                        hash_.update(block)
                 return
             self._start()
         for blocks in self._queues:

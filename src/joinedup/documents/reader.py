@@ -15,6 +15,9 @@ from joinedup.documents.envelope import Envelope
 from joinedup.documents.errors import ContentIntegrityError
 from joinedup.documents.info import ContentInfo
 
+PIECE = 256 * 1024
+"""Bytes of a chunk decrypted and hashed at a time while the rest is still being read."""
+
 
 class ContentReader:
     """Verified plaintext of a document, or of the byte range ``[start, stop)``, as chunks.
@@ -43,8 +46,10 @@ class ContentReader:
         self._final = chunks[-1] if chunks else -1
         whole = start == 0 and stop == envelope.size
         sha1 = hashlib.sha1
-        self._sha1 = ParallelDigests(sha1(), inline_bytes=INLINE_HASH_BYTES) if whole else None
-        self._pending: bytes | None = None
+        self._sha1 = (
+            ParallelDigests(sha1(), inline_bytes=INLINE_HASH_BYTES, defer=False) if whole else None
+        )
+        self._pending: list[bytes] | None = None
 
     @property
     def size(self) -> int:
@@ -64,28 +69,46 @@ class ContentReader:
         self.close()
         return ContentIntegrityError(self.info.content_id, check, detail)
 
-    def _decrypt(self, index: int) -> bytes:
-        want = self._layout.plain_length(index) + TAG_BYTES
+    def _decrypt(self, index: int) -> list[bytes]:
+        """Chunk ``index``'s plaintext (clipped to the range), as pieces, once its tag passed.
+
+        The chunk is read, decrypted and hashed a piece at a time, so the CPU works on
+        the start of a chunk while the disk (asked to read ahead) fetches the rest;
+        the pieces are released only after the whole chunk's tag is checked."""
         assert self._stream is not None
-        stored = read_exact(self._stream, want)
-        if len(stored) != want:
+        plain_length = self._layout.plain_length(index)
+        opener = self._cipher.opener(index, self._layout.is_last(index))
+        pieces: list[bytes] = []
+        done = 0
+        while done < plain_length:
+            want = min(PIECE, plain_length - done)
+            stored = read_exact(self._stream, want)
+            if len(stored) != want:
+                raise self._fail("length", f"chunk {index} is cut short")
+            piece = opener.update(stored)
+            if self._sha1 is not None:
+                self._sha1.update(piece)
+            pieces.append(piece)
+            done += want
+        tag = read_exact(self._stream, TAG_BYTES)
+        if len(tag) != TAG_BYTES:
             raise self._fail("length", f"chunk {index} is cut short")
         try:
-            plain = self._cipher.open(index, self._layout.is_last(index), stored)
+            opener.finalize_with_tag(tag)
         except InvalidTag:
             raise self._fail(
                 "chunk-tag",
                 f"chunk {index} failed authentication (altered, moved, truncated "
                 "or from another document)",
             ) from None
-        if self._sha1 is not None:
-            self._sha1.update(plain)
         base = self._layout.plain_offset(index)
         low = max(self.start - base, 0)
-        high = min(self.stop - base, len(plain))
-        return plain if low == 0 and high == len(plain) else plain[low:high]
+        high = min(self.stop - base, plain_length)
+        if low == 0 and high == plain_length:
+            return pieces
+        return [b"".join(pieces)[low:high]]  # the first or last chunk of a range only
 
-    def _advance(self) -> bytes | None:
+    def _advance(self) -> list[bytes] | None:
         index = next(self._indices, None)
         if index is None:
             return None
@@ -108,12 +131,13 @@ class ContentReader:
 
     def __iter__(self) -> Iterator[bytes]:
         try:
-            chunk = self._pending
+            pieces = self._pending
             self._pending = None
-            while chunk is not None:
-                if chunk:
-                    yield chunk
-                chunk = self._advance()
+            while pieces is not None:
+                for piece in pieces:
+                    if piece:
+                        yield piece
+                pieces = self._advance()
         finally:
             self.close()
 

@@ -55,6 +55,8 @@ class Stager:
         self._nonce_prefix = os.urandom(NONCE_PREFIX_BYTES)
         self._cipher = ChunkCipher(self._data_key, self._nonce_prefix, content_id, self._chunk_size)
         self._buffer = bytearray()
+        self._held: bytes | None = None
+        """A whole chunk received as one block, not yet known to be the last (not copied)."""
         self._index = 0
         self._received = 0
         # SHA-1 because FHIR R4 Attachment.hash is SHA-1; integrity at rest rests on GCM.
@@ -82,9 +84,25 @@ class Stager:
                     [Problem(f"more than the declared {self._expected_size} bytes", "size")],
                 )
             self._received = total
-            self._digests.update(data if isinstance(data, bytes) else bytes(data))
-            self._buffer += data
+            block = data if isinstance(data, bytes) else bytes(data)
+            self._digests.update(block)
             size = self._chunk_size
+            if not block:
+                return
+            held = self._held
+            if held is not None:  # more follows: a whole held chunk is not the last
+                self._held = None
+                if len(held) == size:
+                    self._upload.write(self._cipher.seal(self._index, False, held))
+                    self._index += 1
+                else:
+                    self._buffer += held
+            if not self._buffer and len(block) <= size:
+                # The common case (blocks of up to a chunk): hold the caller's immutable
+                # bytes by reference until we know whether it is the last chunk; no copy.
+                self._held = block
+                return
+            self._buffer += block
             while len(self._buffer) > size:  # a chunk is sealed once we know it is not the last
                 view = memoryview(self._buffer)
                 chunk = view[:size]
@@ -113,7 +131,9 @@ class Stager:
                 )
             synced = None
             if not problems:  # seal the last chunk while the hash thread catches up
-                self._upload.write(self._cipher.seal(self._index, True, bytes(self._buffer)))
+                last = self._held if self._held is not None else self._buffer
+                self._upload.write(self._cipher.seal(self._index, True, last))
+                self._held = None
                 self._buffer = bytearray()
                 synced = self._begin_content_sync()
             envelope_upload = ""
@@ -125,7 +145,8 @@ class Stager:
                     )
                 if problems:  # the upload (with its last chunk, if written) is aborted below
                     raise ContentMismatch(
-                        "content does not match its declared size or hash", problems)
+                        "content does not match its declared size or hash", problems
+                    )
                 envelope = seal_envelope(
                     master=self._store.keyring.active,
                     data_key=self._data_key,
@@ -174,6 +195,7 @@ class Stager:
         if self._state == "open":
             self._state = "aborted"
             self._buffer = bytearray()
+            self._held = None
             self._digests.close()
             self._upload.abort()
             if self._envelope_upload is not None:

@@ -219,3 +219,34 @@ def local_store_with_doc(
     store = ContentStore(LocalBlobStore(root / "docs"), Keyring.of(key), chunk_size=CHUNK)
     plain = _document(5 * CHUNK + 123)
     return store, store.put(plain).content_id, plain
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_any_split_into_blocks_round_trips(
+    tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
+) -> None:
+    """Blocks of exactly a chunk are held without copying until the next one arrives;
+    any mix of those, shorter, longer and empty blocks stores the same document."""
+    from joinedup.documents.keyring import Keyring, create_master_key
+    from joinedup.documents.local import LocalBlobStore
+
+    root = tmp_path_factory.mktemp("splits")
+    store = ContentStore(
+        LocalBlobStore(root / "docs"),
+        Keyring.of(create_master_key(root / "keys")),
+        chunk_size=CHUNK,
+    )
+    steps = data.draw(
+        st.lists(st.sampled_from([0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK]), max_size=6)
+    )
+    plain = _document(sum(steps))
+    with store.begin(expected_size=len(plain)) as stager:
+        offset = 0
+        for step in steps:
+            stager.write(plain[offset : offset + step])
+            offset += step
+        staged = stager.finish()
+    assert store.open(store.commit(staged).content_id).read_all() == plain

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 
 import pytest
@@ -126,3 +127,37 @@ def test_nonce_prefix_and_key_are_checked() -> None:
         ChunkCipher(b"short", PREFIX, CID, MIN_CHUNK_SIZE)
     with pytest.raises(ValueError, match="nonce prefix"):
         ChunkCipher(KEY, b"\x00" * 12, CID, MIN_CHUNK_SIZE)
+
+
+def _open_in_pieces(
+    cipher: ChunkCipher, index: int, last: bool, stored: bytes, cuts: list[int]
+) -> bytes:
+    opener = cipher.opener(index, last)
+    body, tag = stored[:-TAG_BYTES], stored[-TAG_BYTES:]
+    edges = [0, *sorted(c % (len(body) + 1) for c in cuts), len(body)]
+    plain = b"".join(opener.update(body[a:b]) for a, b in itertools.pairwise(edges))
+    opener.finalize_with_tag(tag)
+    return plain
+
+
+@given(st.binary(max_size=3000), st.lists(st.integers(0, 3000), max_size=5), st.booleans())
+def test_streaming_opener_agrees_with_open(plain: bytes, cuts: list[int], last: bool) -> None:
+    cipher = ChunkCipher(KEY, PREFIX, CID, MIN_CHUNK_SIZE)
+    sealed = cipher.seal(2, last, plain)
+    assert _open_in_pieces(cipher, 2, last, sealed, cuts) == cipher.open(2, last, sealed) == plain
+
+
+@pytest.mark.parametrize(
+    ("index", "last", "flip"), [(3, False, None), (2, True, None), (2, False, 1)]
+)
+def test_streaming_opener_refuses_what_open_refuses(
+    index: int, last: bool, flip: int | None
+) -> None:
+    cipher = ChunkCipher(KEY, PREFIX, CID, MIN_CHUNK_SIZE)
+    sealed = bytearray(cipher.seal(2, False, b"payload of a chunk"))
+    if flip is not None:
+        sealed[flip] ^= 0x01
+    with pytest.raises(InvalidTag):
+        cipher.open(index, last, bytes(sealed))
+    with pytest.raises(InvalidTag):
+        _open_in_pieces(cipher, index, last, bytes(sealed), [5])

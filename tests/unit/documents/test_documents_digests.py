@@ -31,3 +31,13 @@ def test_threads_stop_on_close_and_updates_are_refused_after() -> None:
     with pytest.raises(RuntimeError):
         parallel.update(b"more")
     assert parallel.digests() == [hashlib.sha1(b"abc").digest()]
+
+
+@given(st.lists(st.binary(max_size=5000), max_size=20), st.booleans())
+def test_inline_start_gives_the_same_digest_deferred_or_not(
+    blocks: list[bytes], defer: bool
+) -> None:
+    parallel = ParallelDigests(hashlib.sha1(), inline_bytes=8000, defer=defer)
+    for block in blocks:
+        parallel.update(block)
+    assert parallel.digests() == [hashlib.sha1(b"".join(blocks)).digest()]

@@ -331,6 +331,8 @@ BLOCKING_RULES: tuple[BlockingRule, ...] = (
 # EM training blocks: each session estimates the comparisons it does not block
 # on. None blocks on a place: pairs sharing an address are mostly different
 # people of one household, and EM would learn "household" instead of "person".
+# The first, on date of birth, also gives the prior (training._prior_from_em):
+# its share of matches over m(date of birth exact).
 TRAINING_BLOCKS: tuple[tuple[str, ...], ...] = (
     ("dob",),
     ("given_name", "family_name"),

@@ -149,10 +149,19 @@ def train_cmd(
 ) -> None:
     """Train the matching model by EM on the estate's own records; saved as versioned JSON."""
     from joinedup.people.estate import save_model, train_model
+    from joinedup.storage.engine import Database
+    from joinedup.storage.migrate import ensure_migrated
 
     settings = load_settings()
-    with running(settings) as svc:
-        model = train_model(svc.db, seed=seed)
+    # The database only, not every service: building those loads the current
+    # model file, and a file this version refuses ("retrain") must not stop
+    # the retraining that replaces it.
+    db = Database.from_url(settings.effective_database_url)
+    try:
+        ensure_migrated(db)
+        model = train_model(db, seed=seed)
+    finally:
+        db.dispose()
     path = settings.effective_matching_model
     save_model(model, path)
     out.print(f"model trained on {model.summary.get('records')} records, saved to {path}")

@@ -241,7 +241,8 @@ COMPARISONS: tuple[ComparisonDef, ...] = (
         Level(LevelKind.EXACT, ("dob",), label="exact"),
         Level(LevelKind.DAY_MONTH_SWAPPED, ("dob_year", "dob_month", "dob_day"),
               label="day and month swapped"),
-        Level(LevelKind.LEVENSHTEIN, ("dob",), 1, label="one digit different"),
+        Level(LevelKind.DAMERAU_LEVENSHTEIN, ("dob",), 1,
+              label="one digit different or two adjacent swapped"),
         Level(LevelKind.EXACT, ("dob_year", "dob_month"), label="same year and month"),
         Level(LevelKind.LEVENSHTEIN, ("dob",), 2, label="two digits different"),
         Level(LevelKind.EXACT, ("dob_year",), label="same year"),
@@ -331,6 +332,8 @@ BLOCKING_RULES: tuple[BlockingRule, ...] = (
 # EM training blocks: each session estimates the comparisons it does not block
 # on. None blocks on a place: pairs sharing an address are mostly different
 # people of one household, and EM would learn "household" instead of "person".
+# The first, on date of birth, also gives the prior (training._prior_from_em):
+# its share of matches over m(date of birth exact).
 TRAINING_BLOCKS: tuple[tuple[str, ...], ...] = (
     ("dob",),
     ("given_name", "family_name"),

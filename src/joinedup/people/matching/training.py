@@ -23,7 +23,11 @@ import splink
 from splink import Linker, block_on
 
 from joinedup.people.matching.backends import new_duckdb_api
-from joinedup.people.matching.blocking import DEFAULT_PAIRS_PER_RECORD, choose_blocking_rules
+from joinedup.people.matching.blocking import (
+    DEFAULT_PAIRS_PER_RECORD,
+    choose_blocking_rules,
+    estimated_pairs,
+)
 from joinedup.people.matching.decision import Thresholds
 from joinedup.people.matching.model import MatchingModel
 from joinedup.people.matching.spec import (
@@ -90,19 +94,32 @@ def train(
     linker.training.estimate_u_using_random_sampling(
         max_pairs=options.u_max_pairs, seed=options.seed
     )
+    block_priors = []
     for cols in TRAINING_BLOCKS:
-        linker.training.estimate_parameters_using_expectation_maximisation(
+        session = linker.training.estimate_parameters_using_expectation_maximisation(
             block_on(*cols),
             estimate_without_term_frequencies=True,
             max_pairs=options.em_max_pairs,
         )
+        block_priors.append(
+            session._lambda_history_records[-1]["probability_two_random_records_match"]
+        )
     trained = linker.misc.save_model_to_json()
-    final, unobserved = _finalise(trained, comparisons, rules)
+    total = _total_pairs(frames, options.link_type)
+    prior_from_rules = trained["probability_two_random_records_match"]
+    trained["probability_two_random_records_match"] = _prior_from_em(
+        trained, frames, options.link_type, block_priors[0], total
+    )
+    final, unobserved = _finalise(
+        trained, comparisons, rules, min(options.u_max_pairs, float(max(total, 1)))
+    )
     summary = {
         "records": int(sum(len(f) for f in frames)),
         "blocking_rules": [rule.name for rule in rules],
         "comparisons_left_out": [c.name for c in COMPARISONS if c not in comparisons],
         "levels_not_observed": unobserved,
+        "prior_from_rules": _round(prior_from_rules),
+        "prior": final["probability_two_random_records_match"],
     }
     when = trained_at or datetime.now(UTC)
     return MatchingModel(
@@ -115,16 +132,32 @@ def train(
     )
 
 
+def decontaminated_u(sampled_u: float, m: float, prior: float, sampled_pairs: float) -> float:
+    """The u-probability with the true matches in the random sample taken out.
+
+    Random sampling counts how often a level fires among random pairs, and
+    treats every sampled pair as a non-match. A fraction ``prior`` of them are
+    matches, of which a fraction ``m`` fire the level, so the sampled rate is
+    f = prior*m + (1 - prior)*u, and u = (f - prior*m) / (1 - prior). For a
+    level almost only matches reach (same postcode and address, same date of
+    birth) the uncorrected rate is mostly matches and caps the level's weight
+    near log2(1/prior). The result is floored at one pair in the sample: a
+    rate below that is not something the sample can measure.
+    """
+    floor = 1.0 / sampled_pairs
+    return max((sampled_u - prior * m) / (1.0 - prior), min(sampled_u, floor))
+
+
 def _finalise(
     trained: dict[str, Any],
     comparisons: tuple[ComparisonDef, ...],
     rules: tuple[BlockingRule, ...],
+    sampled_pairs: float,
 ) -> tuple[dict[str, Any], list[str]]:
     """Keep what defines the model, round away float noise, neutralise unseen levels."""
     settings = splink_settings("duckdb", trained["link_type"], comparisons, rules)
-    settings["probability_two_random_records_match"] = _round(
-        trained["probability_two_random_records_match"]
-    )
+    prior = trained["probability_two_random_records_match"]
+    settings["probability_two_random_records_match"] = _round(prior)
     unobserved: list[str] = []
     for ours, theirs in zip(settings["comparisons"], trained["comparisons"], strict=True):
         for level, trained_level in zip(
@@ -136,6 +169,7 @@ def _finalise(
             u = trained_level.get("u_probability")
             if _usable(m) and _usable(u):
                 m = max(m, M_PROBABILITY_FLOOR)
+                u = decontaminated_u(u, m, prior, sampled_pairs)
             else:
                 # Never seen in training: no evidence either way (Bayes factor 1).
                 unobserved.append(f"{ours['output_column_name']}: {level['label_for_charts']}")
@@ -143,6 +177,53 @@ def _finalise(
             level["m_probability"] = _round(m)
             level["u_probability"] = _round(u)
     return settings, unobserved
+
+
+def _prior_from_em(
+    trained: dict[str, Any],
+    frames: Sequence[pd.DataFrame],
+    link_type: LinkType,
+    block_prior: float,
+    total_pairs: int,
+) -> float:
+    """The probability two random records match, from the EM session blocked on date of birth.
+
+    The deterministic rules' estimate assumes they find a fixed share
+    (``PRIOR_RULES_RECALL``) of all matches; on data with many typos they find
+    fewer and the prior comes out low. EM inside the date-of-birth block
+    measures the share of matches among those pairs; the block holds the
+    fraction m(date of birth exact) of all matches, which the other session
+    trained. So matches ~ block share * block pairs / m(exact), and the prior
+    is that over all pairs. The rules' estimate is kept when this one cannot
+    be formed (no dates of birth, or no pairs in the block).
+    """
+    fallback = float(trained["probability_two_random_records_match"])
+    try:
+        m_exact = _level(trained, "dob", "exact").get("m_probability")
+    except KeyError:
+        return fallback
+    block_pairs = estimated_pairs(frames, BlockingRule("dob", TRAINING_BLOCKS[0]), link_type)
+    if not (_usable(m_exact) and _usable(block_prior) and block_pairs and total_pairs):
+        return fallback
+    prior = block_prior * block_pairs / (float(m_exact or 1.0) * total_pairs)
+    return prior if 0.0 < prior < 1.0 else fallback
+
+
+def _level(trained: dict[str, Any], comparison: str, label: str) -> dict[str, Any]:
+    for c in trained["comparisons"]:
+        if c["output_column_name"] == comparison:
+            for level in c["comparison_levels"]:
+                if level["label_for_charts"] == label:
+                    return dict(level)
+    raise KeyError(f"{comparison}: {label}")
+
+
+def _total_pairs(frames: Sequence[pd.DataFrame], link_type: LinkType) -> int:
+    sizes = [len(f) for f in frames]
+    n = sum(sizes)
+    if link_type == "link_only":
+        return (n * n - sum(k * k for k in sizes)) // 2
+    return n * (n - 1) // 2
 
 
 def _usable(value: Any) -> bool:

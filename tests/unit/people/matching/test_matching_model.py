@@ -5,8 +5,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from joinedup.people.matching.model import FORMAT_VERSION, MatchingModel, ModelFileError
+from joinedup.people.matching.training import decontaminated_u
 
 
 def test_round_trip_through_a_file(model: MatchingModel, tmp_path: Path) -> None:
@@ -113,3 +116,30 @@ def test_training_leaves_out_comparisons_with_no_data(model: MatchingModel) -> N
     # The small estate has no NHS numbers at all.
     assert "nhs_number" not in model.comparison_names
     assert model.summary["comparisons_left_out"] == ["nhs_number"]
+
+
+@given(
+    u=st.floats(1e-6, 0.5),
+    m=st.floats(1e-3, 1.0),
+    prior=st.floats(1e-6, 1e-2),
+)
+def test_u_correction_recovers_the_non_match_rate(u: float, m: float, prior: float) -> None:
+    # A random sample's rate mixes matches (prior * m) into the non-matches' u.
+    sampled = prior * m + (1 - prior) * u
+    assert decontaminated_u(sampled, m, prior, sampled_pairs=1e7) == pytest.approx(u, rel=1e-6)
+
+
+def test_u_correction_stops_at_one_pair_in_the_sample() -> None:
+    # Every sampled agreement explained by matches: the sample cannot tell u
+    # below one pair, so that is what is kept, never zero or less.
+    assert decontaminated_u(2e-5, 0.5, 4e-5, sampled_pairs=1e6) == pytest.approx(1e-6)
+    # And a rate already below one pair is left as it was.
+    assert decontaminated_u(1e-8, 0.5, 4e-5, sampled_pairs=1e6) == pytest.approx(1e-8)
+
+
+def test_the_prior_is_recorded_with_the_rules_estimate_beside_it(model: MatchingModel) -> None:
+    summary = json.loads(model.summary_json)
+    settings = json.loads(model.settings_json)
+    assert summary["prior"] == settings["probability_two_random_records_match"]
+    assert 0 < summary["prior"] < 1
+    assert 0 < summary["prior_from_rules"] < 1

@@ -109,7 +109,7 @@ def up(
     ingest_exports(svc, exports)
     if _link_with_trained_model(settings):
         scripted_activity(settings, seed)
-    _publish_documents(settings, seed)
+    _publish_documents(svc, settings, seed)
     base = f"http://{settings.host}:{settings.port}"
     _record_consents(svc)
     out.rule("joinedup demo")
@@ -203,18 +203,15 @@ def _link_with_trained_model(settings: Settings) -> bool:
     return True
 
 
-def _publish_documents(settings: Settings, seed: int) -> None:
-    """The document master key if none exists, then the demo's documents (once)."""
+def _publish_documents(svc: Services, settings: Settings, seed: int) -> None:
+    """The document master key if none exists, then the demo's documents (once). The
+    services' content store opens its keys on first use, so ``svc`` sees a new key."""
     from joinedup.demo.documents import ensure_document_key, publish_demo_documents
 
     kid = ensure_document_key(settings)
     if kid is not None:
         out.print(f"document master key {kid} created in {settings.effective_document_keys_dir}")
-    svc = build(settings)
-    try:
-        published = publish_demo_documents(svc, build_area(seed))
-    finally:
-        svc.close()
+    published = publish_demo_documents(svc, build_area(seed))
     out.print(f"documents (IHE MHD): {len(published)}")
     for doc, doc_id in published:
         out.print(f"  {doc.title} by {doc.org} for Patient/{doc.patient}: "

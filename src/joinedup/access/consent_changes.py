@@ -3,7 +3,8 @@
 share, so a directive is checked against the same organisations and agreements
 and leaves the same ``consent.change`` event whichever way it came.
 
-The callers keep what differs: who may record (the FHIR API requires a
+It also holds the two need-to-know rules the routers share (:func:`held_by`,
+:func:`visible_to`). The callers keep what differs: who may record (the FHIR API requires a
 practitioner whose organisation holds a record of the person; the admin API and
 the CLI record for the whole area) and how they answer (OperationOutcome,
 problem+json, the terminal).
@@ -19,6 +20,24 @@ from joinedup.audit.events import Actor
 
 if TYPE_CHECKING:
     from joinedup.services import Services
+
+
+def visible_to(org: str, stored: StoredConsent) -> bool:
+    """Need to know: an organisation holding a record of the person sees the directives
+    it recorded and those naming it, not what the person told other organisations about
+    yet others (an explicit consent to a charity, an objection to the police, who
+    recorded them and against which organisation's Patient record)."""
+    return stored.recorded_by_org == org or stored.directive.organisation == org
+
+
+def held_by(svc: Services, org: str, patient_id: str) -> tuple[str, list[str]] | None:
+    """(person id, the person's Patient ids) if ``org`` holds a Patient record of the
+    person behind ``patient_id``; None otherwise (unknown and not held look the same)."""
+    found = svc.consents.person_of_patient(patient_id)
+    if found is None or org not in found[1]:
+        return None
+    person, by_org = found
+    return person, sorted(p for ids in by_org.values() for p in ids)
 
 
 def recorded_by(actor: Actor) -> str:

@@ -23,11 +23,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Query, Request
 
 from joinedup.access.consent import DirectiveStatus
-from joinedup.access.consent_changes import record_directive, revoke_directive
+from joinedup.access.consent_changes import (
+    held_by,
+    record_directive,
+    revoke_directive,
+    visible_to,
+)
 from joinedup.access.consent_store import StoredConsent
 from joinedup.api.audit_trail import actor_of
 from joinedup.api.deps import Token, require, services
-from joinedup.api.fhir.consent import visible_to
 from joinedup.auth.permissions import Permission
 from joinedup.auth.tokens import AccessToken
 from joinedup.errors import InvalidInput, NotFound, Problem
@@ -44,15 +48,10 @@ def _view(stored: Any) -> dict[str, Any]:
     return {**stored.as_dict(), "resource": stored.resource}
 
 
-def _holds(svc: Services, org: str, patient_id: str) -> bool:
-    found = svc.consents.person_of_patient(patient_id)
-    return found is not None and org in found[1]
-
-
 def _may_see(svc: Services, token: AccessToken, stored: StoredConsent) -> bool:
     """The hub sees every directive; a partner what it may see through /fhir."""
     return svc.registry.is_hub(token.org) or (
-        _holds(svc, token.org, stored.directive.person) and visible_to(token.org, stored))
+        held_by(svc, token.org, stored.directive.person) is not None and visible_to(token.org, stored))
 
 
 @router.post("", status_code=201, summary="Record a directive (a FHIR Consent body)")
@@ -90,7 +89,7 @@ def _patients(svc: Services, patient: str | None, person: str | None,
     ``holder`` (a partner) holds no record of."""
     if person is not None:
         found = svc.consents.patients_of_person(person)
-        if not found or (holder is not None and not _holds(svc, holder, found[0])):
+        if not found or (holder is not None and held_by(svc, holder, found[0]) is None):
             raise NotFound(f"no person {person}")
         return found
     assert patient is not None
@@ -115,7 +114,7 @@ def revoke(request: Request, token: Token, svc: Svc, consent_id: str) -> dict[st
         # that the person made elsewhere), for a person it holds a record of.
         found = svc.consents.read(consent_id)
         if (found is None or found.recorded_by_org != token.org
-                or not _holds(svc, token.org, found.directive.person)):
+                or held_by(svc, token.org, found.directive.person) is None):
             raise NotFound(f"Consent/{consent_id} is not known")
     stored = revoke_directive(
         svc, consent_id, org=token.org, actor=actor_of(token),

@@ -32,8 +32,7 @@ from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import JSONResponse
 
 from joinedup.access.consent import DirectiveStatus
-from joinedup.access.consent_changes import record_directive
-from joinedup.access.consent_store import StoredConsent
+from joinedup.access.consent_changes import held_by, record_directive, visible_to
 from joinedup.access.service import NOTHING_SERVED, requester_identity
 from joinedup.api.audit_trail import actor_of
 from joinedup.api.deps import Token, require, services
@@ -48,24 +47,6 @@ router = APIRouter(tags=["fhir: consent"])
 FHIR_JSON = "application/fhir+json"
 Svc = Annotated[Services, Depends(services)]
 SEARCH_PARAMS = frozenset({"patient", "status", "_format"})
-
-
-def visible_to(org: str, stored: StoredConsent) -> bool:
-    """Need to know: an organisation holding a record of the person sees the directives
-    it recorded and those naming it, not what the person told other organisations about
-    yet others (an explicit consent to a charity, an objection to the police, who
-    recorded them and against which organisation's Patient record)."""
-    return stored.recorded_by_org == org or stored.directive.organisation == org
-
-
-def _holds_record(svc: Services, org: str, patient_id: str) -> tuple[str, list[str]] | None:
-    """(person id, the person's Patient ids) if ``org`` holds a Patient record of the
-    person behind ``patient_id``; None otherwise (unknown and not held look the same)."""
-    found = svc.consents.person_of_patient(patient_id)
-    if found is None or org not in found[1]:
-        return None
-    person, by_org = found
-    return person, sorted(p for ids in by_org.values() for p in ids)
 
 
 def _audit_read(
@@ -117,7 +98,7 @@ def read_consent(id: str, request: Request, token: Token, svc: Svc) -> JSONRespo
     stored = svc.consents.read(id)
     if stored is None:  # a Consent that arrived in an organisation's feed, if any
         return records.read("Consent", id, request, token, svc)
-    held = _holds_record(svc, token.org, stored.directive.person)
+    held = held_by(svc, token.org, stored.directive.person)
     if held is None or not visible_to(token.org, stored):
         _audit_read(svc, request, token, AuditAction.RECORD_READ, f"Consent/{id}", None, [])
         raise NotFound(f"Consent/{id} is not known")
@@ -142,7 +123,7 @@ def search_consents(request: Request, token: Token, svc: Svc) -> JSONResponse:
     if problems:
         raise UserError("the Consent search cannot be run", problems)
     patient = patients[0].removeprefix("Patient/")
-    held = _holds_record(svc, token.org, patient)
+    held = held_by(svc, token.org, patient)
     found = [] if held is None else [c for c in svc.consents.for_patients(
         held[1], status=None if status is None else DirectiveStatus(status))
         if visible_to(token.org, c)]

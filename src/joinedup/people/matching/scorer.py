@@ -190,6 +190,10 @@ def _predicate(level: Level) -> Predicate:
         case LevelKind.CROSSED:
             a, b = cols
             return lambda x, y: _eq(x[a], y[b]) or _eq(x[b], y[a])
+        case LevelKind.REVERSED_JARO_WINKLER:
+            a, b = cols
+            assert t is not None
+            return lambda x, y: _jw(x[a], y[b], t) and _jw(x[b], y[a], t)
         case LevelKind.JARO_WINKLER:
             (a,) = cols
             assert t is not None
@@ -225,6 +229,9 @@ def _predicate(level: Level) -> Predicate:
         case LevelKind.DAY_MONTH_SWAPPED:
             yr, mo, dy = cols
             return lambda x, y: _eq(x[yr], y[yr]) and _eq(x[mo], y[dy]) and _eq(x[dy], y[mo])
+        case LevelKind.ALL_OF:
+            parts = tuple(_predicate(part) for part in level.parts)
+            return lambda x, y: all(part(x, y) for part in parts)
         case LevelKind.ELSE:
             return lambda x, y: True
 

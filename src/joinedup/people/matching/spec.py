@@ -39,13 +39,18 @@ class LevelKind(StrEnum):
     EXACT = "exact"  # every column equal
     REVERSED = "reversed"  # (a, b) on one side equals (b, a) on the other
     CROSSED = "crossed"  # a on one side equals b on the other, either way round
+    REVERSED_JARO_WINKLER = "reversed_jaro_winkler"  # (a, b) similar to (b, a) on the other side
     JARO_WINKLER = "jaro_winkler"  # similarity of column 0 >= threshold
     EXACT_AND_JARO_WINKLER = "exact_and_jaro_winkler"  # all but the last equal, the last similar
     LEVENSHTEIN = "levenshtein"  # edit distance of column 0 <= threshold
     DAMERAU_LEVENSHTEIN = "damerau_levenshtein"  # the same, a transposition counting as one edit
     INITIAL = "initial"  # one side is a single letter, the first letters agree
     DAY_MONTH_SWAPPED = "day_month_swapped"  # columns (year, month, day)
+    ALL_OF = "all_of"  # every one of ``parts`` holds (a typo in one field, another near)
     ELSE = "else"
+
+
+_NOT_A_PART = frozenset({LevelKind.NULL, LevelKind.NULL_ALL, LevelKind.ALL_OF, LevelKind.ELSE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,22 +62,34 @@ class Level:
     term_frequency: bool = False  # adjust the weight by how common column 0's value is
     fixed_m: float | None = None  # fixed (not trained) m and u probabilities
     fixed_u: float | None = None
+    parts: tuple[Level, ...] = ()  # for ALL_OF: the conditions that must all hold
 
     def __post_init__(self) -> None:
         needs = {
             LevelKind.NULL: 1, LevelKind.NULL_ALL: 1, LevelKind.EXACT: 1, LevelKind.REVERSED: 2, LevelKind.CROSSED: 2,
+            LevelKind.REVERSED_JARO_WINKLER: 2,
             LevelKind.JARO_WINKLER: 1, LevelKind.EXACT_AND_JARO_WINKLER: 2,
             LevelKind.LEVENSHTEIN: 1, LevelKind.DAMERAU_LEVENSHTEIN: 1, LevelKind.INITIAL: 1,
-            LevelKind.DAY_MONTH_SWAPPED: 3, LevelKind.ELSE: 0,
+            LevelKind.DAY_MONTH_SWAPPED: 3, LevelKind.ALL_OF: 0, LevelKind.ELSE: 0,
         }  # fmt: skip
         problems = []
         if len(self.columns) < needs[self.kind]:
             problems.append(f"{self.kind} needs {needs[self.kind]} column(s)")
+        if (self.kind is LevelKind.ALL_OF) != bool(self.parts):
+            problems.append("parts are given for (and only for) an all_of level")
+        if self.kind is LevelKind.ALL_OF:
+            if self.columns:
+                problems.append("an all_of level takes its columns from its parts")
+            if len(self.parts) < 2:
+                problems.append("an all_of level needs two or more parts")
+            if any(p.kind in _NOT_A_PART for p in self.parts):
+                problems.append("null, else and all_of levels cannot be parts")
         thresholded = {
             LevelKind.JARO_WINKLER,
             LevelKind.EXACT_AND_JARO_WINKLER,
             LevelKind.LEVENSHTEIN,
             LevelKind.DAMERAU_LEVENSHTEIN,
+            LevelKind.REVERSED_JARO_WINKLER,
         }
         if (self.kind in thresholded) != (self.threshold is not None):
             problems.append(f"{self.kind} threshold given wrongly")
@@ -82,6 +99,13 @@ class Level:
             problems.append("fix both m and u or neither")
         if problems:
             raise ValueError(f"level {self.label!r}: " + "; ".join(problems))
+
+    @property
+    def input_columns(self) -> tuple[str, ...]:
+        """The level's columns, or its parts' columns for an all_of level."""
+        if self.kind is LevelKind.ALL_OF:
+            return tuple(col for part in self.parts for col in part.columns)
+        return self.columns
 
     def sql(self, dialect: Dialect) -> str:
         """The level's condition in Splink's column convention (``col_l``, ``col_r``)."""
@@ -100,6 +124,9 @@ class Level:
                 return f"{c[0]}_l = {c[1]}_r AND {c[1]}_l = {c[0]}_r"
             case LevelKind.CROSSED:
                 return f"{c[0]}_l = {c[1]}_r OR {c[1]}_l = {c[0]}_r"
+            case LevelKind.REVERSED_JARO_WINKLER:
+                jw, t = fn["jaro_winkler"], self.threshold
+                return f"{jw}({c[0]}_l, {c[1]}_r) >= {t} AND {jw}({c[1]}_l, {c[0]}_r) >= {t}"
             case LevelKind.JARO_WINKLER:
                 return f"{fn['jaro_winkler']}({c[0]}_l, {c[0]}_r) >= {self.threshold}"
             case LevelKind.EXACT_AND_JARO_WINKLER:
@@ -118,6 +145,8 @@ class Level:
             case LevelKind.DAY_MONTH_SWAPPED:
                 y, m, d = c
                 return f"{y}_l = {y}_r AND {m}_l = {d}_r AND {d}_l = {m}_r"
+            case LevelKind.ALL_OF:
+                return " AND ".join(f"({part.sql(dialect)})" for part in self.parts)
             case LevelKind.ELSE:
                 return "ELSE"
 
@@ -150,7 +179,7 @@ class ComparisonDef:
 
     @property
     def input_columns(self) -> frozenset[str]:
-        return frozenset(col for level in self.levels for col in level.columns)
+        return frozenset(col for level in self.levels for col in level.input_columns)
 
     def splink_dict(self, dialect: Dialect) -> dict[str, Any]:
         return {
@@ -210,6 +239,14 @@ def _name_levels(column: str, other: str, *, swap_counts: bool) -> tuple[Level, 
             fixed_m=fixed,
             fixed_u=fixed,
         ),
+        Level(
+            LevelKind.REVERSED_JARO_WINKLER,
+            (column, other),
+            0.88,
+            label="names swapped, similar" + suffix,
+            fixed_m=fixed,
+            fixed_u=fixed,
+        ),
     ]
     if column == "given_name":
         levels.append(Level(LevelKind.EXACT, ("given_name_canon",), label="same formal name"))
@@ -261,10 +298,18 @@ COMPARISONS: tuple[ComparisonDef, ...] = (
         Level(LevelKind.EXACT, ("postcode", "address_number", "address_street"),
               label="same postcode and address"),
         Level(LevelKind.EXACT, ("postcode", "address_street"), label="same postcode and street"),
+        Level(LevelKind.EXACT_AND_JARO_WINKLER, ("postcode", "address_number", "address_street"),
+              0.88, label="same postcode and number, similar street"),
         Level(LevelKind.EXACT, ("postcode", "address_number"), label="same postcode and number"),
+        Level(LevelKind.EXACT_AND_JARO_WINKLER, ("postcode", "address_street"), 0.88,
+              label="same postcode, similar street"),
         Level(LevelKind.EXACT, ("postcode",), label="same postcode"),
         Level(LevelKind.EXACT_AND_JARO_WINKLER, ("address_number", "address_street"), 0.88,
               label="same number, similar street"),
+        Level(LevelKind.ALL_OF, parts=(
+            Level(LevelKind.DAMERAU_LEVENSHTEIN, ("postcode",), 1),
+            Level(LevelKind.JARO_WINKLER, ("address_street",), 0.88),
+        ), label="postcode one character different or two swapped, similar street"),
         Level(LevelKind.DAMERAU_LEVENSHTEIN, ("postcode",), 1,
               label="postcode one character different or two swapped"),
         Level(LevelKind.EXACT, ("postcode_sector",), label="same postcode sector"),
@@ -327,6 +372,13 @@ BLOCKING_RULES: tuple[BlockingRule, ...] = (
     BlockingRule("street_number", ("address_street", "address_number"), broad=True),
     BlockingRule("postcode", ("postcode",), broad=True),
     BlockingRule("dob", ("dob",), broad=True),
+    # A name and the house number or street, for pairs whose postcode, town
+    # and date of birth are all damaged or missing: cheap in a small estate,
+    # several pairs a record in a large one (common names, common numbers).
+    BlockingRule("family_sound_number", ("family_name_phon", "address_number"), broad=True),
+    BlockingRule("given_number", ("given_name", "address_number"), broad=True),
+    BlockingRule("family_street", ("family_name", "address_street"), broad=True),
+    BlockingRule("given_street", ("given_name", "address_street"), broad=True),
 )
 
 # EM training blocks: each session estimates the comparisons it does not block

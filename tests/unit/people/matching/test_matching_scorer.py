@@ -13,7 +13,7 @@ from splink import Linker
 
 from joinedup.people.matching.backends import new_duckdb_api
 from joinedup.people.matching.model import MatchingModel
-from joinedup.people.matching.normalise import FEATURE_COLUMNS
+from joinedup.people.matching.normalise import FEATURE_COLUMNS, PersonRecord, features_of
 from joinedup.people.matching.scorer import PairScorer, TermFrequencies
 
 
@@ -125,3 +125,39 @@ def test_explain_sums_to_the_weight(model: MatchingModel, estate_features: pd.Da
     assert [h.comparison for h in hits] == list(model.comparison_names)
     total = scorer.prior_weight + sum(h.weight for h in hits)
     assert total == pytest.approx(scorer.weight(rows[0], rows[1], tf))
+
+
+def test_typos_in_a_street_and_swapped_names_with_typos_reach_their_levels(
+    model: MatchingModel,
+) -> None:
+    """FEBRL-style damage: each pair lands on the level meant for it, with Splink's weight."""
+
+    def person(rid: str, given: str, family: str, postcode: str, line: str) -> PersonRecord:
+        return PersonRecord(rid, (given,), family, "19560312", None, postcode, (line,))
+
+    records = [
+        person("a", "ZACHARY", "REES", "SO16 7AB", "12 High Street"),
+        person("b", "REE", "ZACHAKRY", "SO16 7AB", "12 High Street"),  # swapped, with typos
+        person("c", "ANNA", "JONES", "SO16 7AB", "12 High Stret"),  # same number, street typo
+        person("d", "ANNA", "JONES", "SO16 7AB", "Hihg Street"),  # no number, street typo
+        person("e", "ANNA", "JONES", "SO17 6AB", "40 High Stret"),  # postcode one swap away
+    ]
+    features = pd.DataFrame([features_of(r) for r in records]).astype(object)
+    pairs = splink_weights(model, features, cartesian=True)
+    np.testing.assert_allclose(
+        python_weights(model, features, pairs), pairs["match_weight"], rtol=0, atol=1e-9
+    )
+    scorer = PairScorer(model)
+    rows = {r[0]: r for r in features.itertuples(index=False, name=None)}
+
+    def level(a: str, b: str, comparison: str) -> str:
+        hits = {h.comparison: h.level for h in scorer.explain(rows[a], rows[b])}
+        return hits[comparison]
+
+    assert level("a", "b", "given_name") == "names swapped, similar"
+    assert level("a", "b", "family_name") == "names swapped, similar (counted on given name)"
+    assert level("a", "c", "location") == "same postcode and number, similar street"
+    assert level("a", "d", "location") == "same postcode, similar street"
+    assert level("a", "e", "location") == (
+        "postcode one character different or two swapped, similar street"
+    )

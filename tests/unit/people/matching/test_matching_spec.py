@@ -33,12 +33,46 @@ def test_invalid_definitions_are_refused() -> None:
         ComparisonDef("x", "x", (Level(LevelKind.EXACT, ("sex",)),))
     with pytest.raises(ValueError, match="two columns"):
         BlockingRule("x", ("a", "b", "c"), reversed=True)
+    postcode_near = Level(LevelKind.DAMERAU_LEVENSHTEIN, ("postcode",), 1)
+    with pytest.raises(ValueError, match="parts"):
+        Level(LevelKind.ALL_OF)
+    with pytest.raises(ValueError, match="two or more parts"):
+        Level(LevelKind.ALL_OF, parts=(postcode_near,))
+    with pytest.raises(ValueError, match="cannot be parts"):
+        Level(LevelKind.ALL_OF, parts=(postcode_near, Level(LevelKind.NULL, ("postcode",))))
+    with pytest.raises(ValueError, match="parts are given"):
+        Level(LevelKind.EXACT, ("postcode",), parts=(postcode_near, postcode_near))
+    with pytest.raises(ValueError, match="threshold"):
+        Level(LevelKind.REVERSED_JARO_WINKLER, ("given_name", "family_name"))
+
+
+def test_an_all_of_level_is_its_parts_joined_by_and() -> None:
+    level = Level(
+        LevelKind.ALL_OF,
+        parts=(
+            Level(LevelKind.DAMERAU_LEVENSHTEIN, ("postcode",), 1),
+            Level(LevelKind.JARO_WINKLER, ("address_street",), 0.88),
+        ),
+    )
+    assert level.sql("duckdb") == (
+        "(damerau_levenshtein(postcode_l, postcode_r) <= 1) AND "
+        "(jaro_winkler_similarity(address_street_l, address_street_r) >= 0.88)"
+    )
+    assert level.sql("spark").startswith("(damerau_levenshtein(postcode_l, postcode_r) <= 1) AND")
+    assert level.input_columns == ("postcode", "address_street")
+    location = next(c for c in COMPARISONS if c.name == "location")
+    assert {"postcode", "address_number", "address_street"} <= location.input_columns
 
 
 def test_swapped_names_are_counted_once() -> None:
     family = next(c for c in COMPARISONS if c.name == "family_name")
     for level in family.levels:
-        if level.kind in (LevelKind.REVERSED, LevelKind.CROSSED):
+        if level.kind in (
+            LevelKind.REVERSED,
+            LevelKind.CROSSED,
+            LevelKind.REVERSED_JARO_WINKLER,
+        ):
+            assert level.fixed_m is not None
             assert level.fixed_m == level.fixed_u  # Bayes factor 1
 
 

@@ -20,7 +20,7 @@ import orjson
 from sqlalchemy import Connection, bindparam, delete, func, select, union_all
 
 from joinedup.records.include import include_targets
-from joinedup.records.params import index_rows
+from joinedup.records.params import table_rows
 from joinedup.records.query import Query
 from joinedup.records.search import Filter, order_by, where_clauses
 from joinedup.records.tables import INDEX_TABLES, history, resources
@@ -354,7 +354,7 @@ class RecordStore:
         for rtype in sorted(_types(self._db)):
             batch = IndexBatch()
             for stored in self.iter_current(rtype, page=page):
-                batch.add(rtype, stored.id, index_rows(stored.resource))
+                batch.add(table_rows(stored.resource))
                 done += 1
                 if len(batch.tokens) + len(batch.strings) > 20 * page:
                     _write_index(self._db, batch)

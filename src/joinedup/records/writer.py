@@ -29,7 +29,7 @@ from sqlalchemy import Connection, Table, and_, bindparam, select, tuple_, updat
 from joinedup.errors import Problem
 from joinedup.labels import CATEGORY_SYSTEM, CONFIDENTIALITY_SYSTEM
 from joinedup.records.dates import instant
-from joinedup.records.params import SUPPORTED_TYPES, IndexRows, index_rows, subject_id
+from joinedup.records.params import SUPPORTED_TYPES, TableRows, subject_id, table_rows
 from joinedup.records.provenance import (
     FHIR_ID,
     Labels,
@@ -88,7 +88,7 @@ class Prepared:
     content_hash: str
     active: bool
     subject_id: str | None
-    index: IndexRows
+    index: TableRows
     resource_json: bytes | None
     """The resource as checked (labels normalised), compact JSON; None when ``first`` is
     given, which holds the same resource (stamped) and is all that is shipped."""
@@ -233,7 +233,7 @@ def prepare(
             content_hash(resource),
             resource.get("active") is not False,
             subject_id(resource),
-            index_rows(resource),
+            table_rows(resource),
             None if body is not None else orjson.dumps(resource),
             body,
         ),
@@ -328,11 +328,11 @@ class IndexBatch:
     dates: list[tuple[Any, ...]] = field(default_factory=list)
     refs: list[tuple[Any, ...]] = field(default_factory=list)
 
-    def add(self, rtype: str, rid: str, idx: IndexRows) -> None:
-        self.tokens.extend((c, s, p, rtype, rid) for p, s, c in idx.tokens)
-        self.strings.extend((rtype, p, v, rid) for p, v in idx.strings)
-        self.dates.extend((rtype, p, lo, hi, rid) for p, lo, hi in idx.dates)
-        self.refs.extend((ti, tt, p, rtype, rid) for p, tt, ti in idx.refs)
+    def add(self, idx: TableRows) -> None:
+        self.tokens.extend(idx.tokens)
+        self.strings.extend(idx.strings)
+        self.dates.extend(idx.dates)
+        self.refs.extend(idx.refs)
 
     def tables(self) -> Iterator[tuple[Table, tuple[str, ...], list[tuple[Any, ...]]]]:
         yield token_index, _TOKEN_COLUMNS, self.tokens
@@ -465,27 +465,28 @@ class RecordWriter:
         replaced: list[Key] = []
         final: dict[Key, tuple[Prepared, tuple[Any, ...]]] = {}
         versions: list[tuple[Any, ...]] = []
+        feed_id = self._ctx.feed_id
         for u in units:
             for p in u.resources:
-                cur = state.get(p.key)
+                key = (p.resource_type, p.id)
+                cur = state.get(key)
                 if cur is not None and cur.content_hash == p.content_hash:
                     result.unchanged += 1
                     continue
-                if cur is not None and cur.feed_id != self._ctx.feed_id:
+                if cur is not None and cur.feed_id != feed_id:
                     raise RuntimeError("write() given a unit that conflicts(): check first")
                 version = 1 if cur is None else cur.version_id + 1
                 row = self._row(p, version, u)
                 versions.append(row)
                 in_db = cur is not None and cur.in_db
-                if in_db and p.key not in final:
-                    assert cur is not None
-                    replaced.append(p.key)
-                final[p.key] = (p, row)
+                if in_db and key not in final:
+                    replaced.append(key)
+                final[key] = (p, row)
                 if cur is None:
                     result.created += 1
                 else:
                     result.updated += 1
-                state[p.key] = Current(version, p.content_hash, self._ctx.feed_id, True, in_db)
+                state[key] = Current(version, p.content_hash, feed_id, True, in_db)
                 result.written.append(
                     Written(p.resource_type, p.id, version, p.subject_id, cur is None)
                 )
@@ -547,7 +548,7 @@ class RecordWriter:
         if replaced:  # their current rows become history, their index rows go
             old = IndexBatch()
             for body in self._stored_bodies(replaced):
-                old.add(body["resourceType"], body["id"], index_rows(body))
+                old.add(table_rows(body))
             self._archive_current(replaced)
             for table, columns, rows in old.tables():
                 delete_keys(conn, table, columns, rows)
@@ -561,8 +562,8 @@ class RecordWriter:
         if updates:
             self._update_rows(updates)
         new = IndexBatch()
-        for key, (p, _) in final.items():
-            new.add(key[0], key[1], p.index)
+        for p, _ in final.values():
+            new.add(p.index)
         for table, columns, rows in new.tables():
             bulk_insert(conn, table, columns, rows)
 

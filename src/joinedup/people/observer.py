@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import orjson
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import Connection, select
 
 from joinedup.people.index import PersonIndex
 from joinedup.people.patient import patient_features
-from joinedup.records.tables import Resource, ResourceVersion
+from joinedup.records.tables import Resource
 from joinedup.records.writer import Written
 
 
@@ -33,15 +33,7 @@ class PersonLinker:
         if not ids:
             return
         rows = conn.execute(
-            select(Resource.id, Resource.org_code, ResourceVersion.body)
-            .join(
-                ResourceVersion,
-                and_(
-                    ResourceVersion.resource_type == Resource.resource_type,
-                    ResourceVersion.id == Resource.id,
-                    ResourceVersion.version_id == Resource.version_id,
-                ),
-            )
+            select(Resource.id, Resource.org_code, Resource.body)
             .where(Resource.resource_type == "Patient", Resource.id.in_(ids))
             .order_by(Resource.id)
         ).all()

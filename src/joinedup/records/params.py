@@ -303,21 +303,22 @@ _COMPILED: dict[str, _Compiled] = {
 }
 
 
-def _add_tokens(add: Any, name: str, value: Any) -> None:
-    """:func:`tokens` of ``value`` with a non-empty code, added as ``(name, system, code)``.
+def _add_tokens(add: Any, name: str, value: Any, rtype: str, rid: str) -> None:
+    """:func:`tokens` of ``value`` with a non-empty code, added as a ``search_token`` row
+    ``(code, system, name, rtype, rid)``.
 
     The same rules as :func:`tokens` (which the reference search uses), written
     without generators: this runs for every coded element of every batch.
     """
     if isinstance(value, bool):
-        add((name, "", "true" if value else "false"))
+        add(("true" if value else "false", "", name, rtype, rid))
     elif isinstance(value, str):
         if value:
-            add((name, "", value))
+            add((value, "", name, rtype, rid))
     elif isinstance(value, dict):
         if "coding" in value:
             for coding in value["coding"] or []:
-                _add_tokens(add, name, coding)
+                _add_tokens(add, name, coding, rtype, rid)
             return
         code = value.get("value")
         if not isinstance(code, str):  # not an Identifier: a Coding?
@@ -325,12 +326,49 @@ def _add_tokens(add: Any, name: str, value: Any) -> None:
             if not isinstance(code, str):
                 return
         if code:
-            add((name, str(value.get("system") or ""), code))
+            add((code, str(value.get("system") or ""), name, rtype, rid))
+
+
+@dataclass(frozen=True, slots=True)
+class TableRows:
+    """The search index rows of one resource exactly as the index tables take them.
+
+    Built where the resource is staged (a worker process for a big file), so
+    the writer only concatenates and sorts them.
+    """
+
+    tokens: set[tuple[str, str, str, str, str]]
+    """``search_token``: (code, system, param, resource type, resource id)"""
+    strings: set[tuple[str, str, str, str]]
+    """``search_string``: (resource type, param, normalised value, resource id)"""
+    dates: set[tuple[str, str, int, int, str]]
+    """``search_date``: (resource type, param, low, high, resource id)"""
+    refs: set[tuple[str, str, str, str, str]]
+    """``search_reference``: (target id, target type, param, resource type, resource id)"""
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # plain positional pickling: the slotted dataclass default (fields() per object)
+        # costs more than the staging it ships between processes
+        return (type(self), (self.tokens, self.strings, self.dates, self.refs))
 
 
 def index_rows(resource: dict[str, Any]) -> IndexRows:
-    rows = IndexRows(set(), set(), set(), set())
-    for name, kind, is_postcode, paths in _COMPILED.get(str(resource.get("resourceType")), ()):
+    """The index rows of ``resource`` without its key (what each parameter indexes)."""
+    t = table_rows(resource)
+    return IndexRows(
+        {(p, s, c) for c, s, p, _, _ in t.tokens},
+        {(p, v) for _, p, v, _ in t.strings},
+        {(p, lo, hi) for _, p, lo, hi, _ in t.dates},
+        {(p, tt, ti) for ti, tt, p, _, _ in t.refs},
+    )
+
+
+def table_rows(resource: dict[str, Any]) -> TableRows:
+    """The index table rows of ``resource`` (keyed by its ``resourceType`` and ``id``)."""
+    rtype = str(resource.get("resourceType"))
+    rid = str(resource.get("id"))
+    rows = TableRows(set(), set(), set(), set())
+    for name, kind, is_postcode, paths in _COMPILED.get(rtype, ()):
         for parts in paths:
             if len(parts) == 1:  # a top-level element: the commonest path
                 value = resource.get(parts[0])
@@ -344,21 +382,32 @@ def index_rows(resource: dict[str, Any]) -> IndexRows:
             if kind is Kind.TOKEN:
                 add_token = rows.tokens.add
                 for value in values:
-                    _add_tokens(add_token, name, value)
+                    _add_tokens(add_token, name, value, rtype, rid)
             elif kind is Kind.STRING:
+                add_string = rows.strings.add
                 for value in values:
                     if not isinstance(value, str):
                         continue
                     if is_postcode:
                         key = postcode(value)
                         if key:
-                            rows.strings.add((name, key))
+                            add_string((rtype, name, key, rid))
                     else:
-                        rows.strings.update((name, k) for k in text_keys(value))
+                        for k in text_keys(value):
+                            add_string((rtype, name, k, rid))
             elif kind is Kind.DATE:
+                add_date = rows.dates.add
                 for value in values:
-                    rows.dates.update((name, lo, hi) for lo, hi in ranges(value))
+                    if isinstance(value, str):  # date, dateTime, instant: as ranges() does
+                        try:
+                            low, high = date_range(value)
+                        except ValueError:
+                            continue
+                        add_date((rtype, name, low, high, rid))
+                    else:
+                        for low, high in ranges(value):
+                            add_date((rtype, name, low, high, rid))
             else:
                 for value in values:
-                    rows.refs.update((name, t, i) for t, i in references(value))
+                    rows.refs.update((i, t, name, rtype, rid) for t, i in references(value))
     return rows

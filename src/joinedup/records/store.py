@@ -17,10 +17,10 @@ from functools import cached_property
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, bindparam, delete, func, select
+from sqlalchemy import Connection, bindparam, delete, func, select, union_all
 
 from joinedup.records.include import include_targets
-from joinedup.records.params import index_rows
+from joinedup.records.params import table_rows
 from joinedup.records.query import Query
 from joinedup.records.search import Filter, order_by, where_clauses
 from joinedup.records.tables import INDEX_TABLES, history, resources
@@ -81,16 +81,25 @@ _COLUMNS = (
 
 
 def _current_select() -> Any:
-    r, h = resources.c, history.c
-    return select(*(r[name] for name in _COLUMNS), h.body).join(
-        history,
-        and_(h.resource_type == r.resource_type, h.id == r.id, h.version_id == r.version_id),
-    )
+    r = resources.c
+    return select(*(r[name] for name in _COLUMNS), r.body)
 
 
-def _history_select() -> Any:
-    h = history.c
-    return select(*(h[name] for name in _COLUMNS), h.body)
+def _versions_select(
+    resource_type: str, resource_id: str, where: Filter | None, version_id: int | None = None
+) -> Any:
+    """Every version of one resource: the current row (``resources``) and the earlier ones
+    (``resource_history``), each through ``where`` (a past version's labels may differ)."""
+    parts = []
+    for table in (resources, history):
+        c = table.c
+        clauses = [c.resource_type == resource_type, c.id == resource_id]
+        if version_id is not None:
+            clauses.append(c.version_id == version_id)
+        if where is not None:
+            clauses.append(where(table))
+        parts.append(select(*(c[name] for name in _COLUMNS), c.body).where(*clauses))
+    return union_all(*parts).subquery("versions")
 
 
 def _by_subject_select(*, typed: bool) -> Any:
@@ -145,12 +154,7 @@ class RecordStore:
     def vread(
         self, resource_type: str, resource_id: str, version_id: int, *, where: Filter | None = None
     ) -> StoredResource | None:
-        h = history.c
-        stmt = _history_select().where(
-            h.resource_type == resource_type, h.id == resource_id, h.version_id == version_id
-        )
-        if where is not None:
-            stmt = stmt.where(where(history))
+        stmt = select(_versions_select(resource_type, resource_id, where, version_id))
         with self._db.engine.connect() as conn:
             row = conn.execute(stmt).first()
         return _stored(row) if row is not None else None
@@ -180,20 +184,16 @@ class RecordStore:
         total: bool = True,
     ) -> Page:
         """A page of versions, newest first, and how many the filter permits in all."""
-        h = history.c
-        clauses = [h.resource_type == resource_type, h.id == resource_id]
-        if where is not None:
-            clauses.append(where(history))
+        versions = _versions_select(resource_type, resource_id, where)
         stmt = (
-            _history_select().where(*clauses).order_by(h.version_id.desc())
-            .limit(limit).offset(offset)
+            select(versions).order_by(versions.c.version_id.desc()).limit(limit).offset(offset)
         )
         with self._db.engine.connect() as conn:
             items = [_stored(row) for row in conn.execute(stmt)] if limit else []
             count = None
             if total:
                 count = int(conn.execute(
-                    select(func.count()).select_from(history).where(*clauses)
+                    select(func.count()).select_from(versions)
                 ).scalar_one())
         return Page(count, items)
 
@@ -354,7 +354,7 @@ class RecordStore:
         for rtype in sorted(_types(self._db)):
             batch = IndexBatch()
             for stored in self.iter_current(rtype, page=page):
-                batch.add(rtype, stored.id, index_rows(stored.resource))
+                batch.add(table_rows(stored.resource))
                 done += 1
                 if len(batch.tokens) + len(batch.strings) > 20 * page:
                     _write_index(self._db, batch)

@@ -27,10 +27,11 @@ FhirId = String(64).with_variant(String(64, collation="C"), "postgresql")
 
 
 class Resource(Base):
-    """The current version of every resource: what search filters and sorts on.
+    """The current version of every resource, body included: what search filters and sorts on.
 
-    The body lives only in ``resource_history`` (joined on the current
-    version): a batch then writes each body once, not twice.
+    Earlier versions live in ``resource_history``; a new resource is one row
+    here and none there, and a changed one moves its previous row to history
+    (migration 0008; ADR 0401 amendment).
     """
 
     __tablename__ = "resources"
@@ -48,6 +49,7 @@ class Resource(Base):
     sensitivity: Mapped[str] = mapped_column(String(1))
     active: Mapped[bool] = mapped_column(Boolean)
     subject_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    body: Mapped[str] = mapped_column(Text)
 
     __table_args__ = (
         Index("ix_resources_feed_source", "feed_id", "source_id"),
@@ -56,7 +58,9 @@ class Resource(Base):
 
 
 class ResourceVersion(Base):
-    """Every version of every resource, the current one included (history and vread)."""
+    """Every version of every resource except the current one (which is in ``resources``).
+
+    History and vread read the union of the two (:mod:`joinedup.records.store`)."""
 
     __tablename__ = "resource_history"
 

@@ -3,8 +3,9 @@
 Called by the batch loader inside the batch's one transaction, a chunk at a
 time, so memory is bounded by the chunk, not the file. Per chunk: one query
 for the current versions of the chunk's resources, then one bulk insert per
-table (history, resources, four index tables) and an update for changed
-resources. A resource whose content hash equals the stored one is left
+table (resources, four index tables) and, for changed resources, a copy of
+the replaced row into history and an update. A new resource is one row in
+``resources`` (body included) and none in history. A resource whose content hash equals the stored one is left
 alone: that is what makes re-ingesting a file change nothing.
 
 Bulk inserts bypass the ORM and SQLAlchemy's per-row parameter processing:
@@ -28,7 +29,7 @@ from sqlalchemy import Connection, Table, and_, bindparam, select, tuple_, updat
 from joinedup.errors import Problem
 from joinedup.labels import CATEGORY_SYSTEM, CONFIDENTIALITY_SYSTEM
 from joinedup.records.dates import instant
-from joinedup.records.params import SUPPORTED_TYPES, IndexRows, index_rows, subject_id
+from joinedup.records.params import SUPPORTED_TYPES, TableRows, subject_id, table_rows
 from joinedup.records.provenance import (
     FHIR_ID,
     Labels,
@@ -87,7 +88,7 @@ class Prepared:
     content_hash: str
     active: bool
     subject_id: str | None
-    index: IndexRows
+    index: TableRows
     resource_json: bytes | None
     """The resource as checked (labels normalised), compact JSON; None when ``first`` is
     given, which holds the same resource (stamped) and is all that is shipped."""
@@ -232,7 +233,7 @@ def prepare(
             content_hash(resource),
             resource.get("active") is not False,
             subject_id(resource),
-            index_rows(resource),
+            table_rows(resource),
             None if body is not None else orjson.dumps(resource),
             body,
         ),
@@ -302,12 +303,22 @@ _HISTORY_COLUMNS = (
     "subject_id",
     "body",
 )
-_RESOURCE_COLUMNS = _HISTORY_COLUMNS[:-1]
+_RESOURCE_COLUMNS = _HISTORY_COLUMNS
+"""The same columns: ``resources`` holds the current version, body included."""
 _UPDATED_COLUMNS = _RESOURCE_COLUMNS[2:]
 _TOKEN_COLUMNS = ("code", "system", "param", "resource_type", "resource_id")
 _STRING_COLUMNS = ("resource_type", "param", "value", "resource_id")
 _DATE_COLUMNS = ("resource_type", "param", "low", "high", "resource_id")
 _REF_COLUMNS = ("target_id", "target_type", "param", "resource_type", "resource_id")
+
+
+_ARCHIVE = history.insert().from_select(
+    list(_HISTORY_COLUMNS),
+    select(*(resources.c[name] for name in _HISTORY_COLUMNS)).where(
+        resources.c.resource_type == bindparam("k_type"), resources.c.id == bindparam("k_id")
+    ),
+)
+"""The current row of one resource copied into history (executemany over keys)."""
 
 
 @dataclass(slots=True)
@@ -317,11 +328,11 @@ class IndexBatch:
     dates: list[tuple[Any, ...]] = field(default_factory=list)
     refs: list[tuple[Any, ...]] = field(default_factory=list)
 
-    def add(self, rtype: str, rid: str, idx: IndexRows) -> None:
-        self.tokens.extend((c, s, p, rtype, rid) for p, s, c in idx.tokens)
-        self.strings.extend((rtype, p, v, rid) for p, v in idx.strings)
-        self.dates.extend((rtype, p, lo, hi, rid) for p, lo, hi in idx.dates)
-        self.refs.extend((ti, tt, p, rtype, rid) for p, tt, ti in idx.refs)
+    def add(self, idx: TableRows) -> None:
+        self.tokens.extend(idx.tokens)
+        self.strings.extend(idx.strings)
+        self.dates.extend(idx.dates)
+        self.refs.extend(idx.refs)
 
     def tables(self) -> Iterator[tuple[Table, tuple[str, ...], list[tuple[Any, ...]]]]:
         yield token_index, _TOKEN_COLUMNS, self.tokens
@@ -429,16 +440,21 @@ class RecordWriter:
                 ]
         return out
 
-    def _stored_bodies(self, versions: Iterable[tuple[str, str, int]]) -> list[dict[str, Any]]:
-        c = history.c
-        keys = list(versions)
+    def _stored_bodies(self, keys: Sequence[Key]) -> list[dict[str, Any]]:
+        """The current bodies of ``keys`` (before this chunk replaces them)."""
+        c = resources.c
         bodies: list[dict[str, Any]] = []
         for part in _chunks(keys, self.LOOKUP_CHUNK):
             rows = self._conn.execute(
-                select(c.body).where(tuple_(c.resource_type, c.id, c.version_id).in_(part))
+                select(c.body).where(tuple_(c.resource_type, c.id).in_(part))
             )
             bodies.extend(orjson.loads(b) for (b,) in rows)
         return bodies
+
+    def _archive_current(self, keys: Sequence[Key]) -> None:
+        """Copy the current rows of ``keys`` into history, before they are replaced."""
+        if keys:
+            self._conn.execute(_ARCHIVE, [{"k_type": t, "k_id": i} for t, i in keys])
 
     # -- writes ------------------------------------------------------------------
     def write(self, units: Sequence[PreparedUnit], state: State | None = None) -> ChunkResult:
@@ -446,30 +462,31 @@ class RecordWriter:
         result = ChunkResult()
         if state is None:
             state = self.lookup(p.key for u in units for p in u.resources)
-        replaced: list[tuple[str, str, int]] = []
+        replaced: list[Key] = []
         final: dict[Key, tuple[Prepared, tuple[Any, ...]]] = {}
         versions: list[tuple[Any, ...]] = []
+        feed_id = self._ctx.feed_id
         for u in units:
             for p in u.resources:
-                cur = state.get(p.key)
+                key = (p.resource_type, p.id)
+                cur = state.get(key)
                 if cur is not None and cur.content_hash == p.content_hash:
                     result.unchanged += 1
                     continue
-                if cur is not None and cur.feed_id != self._ctx.feed_id:
+                if cur is not None and cur.feed_id != feed_id:
                     raise RuntimeError("write() given a unit that conflicts(): check first")
                 version = 1 if cur is None else cur.version_id + 1
                 row = self._row(p, version, u)
                 versions.append(row)
                 in_db = cur is not None and cur.in_db
-                if in_db and p.key not in final:
-                    assert cur is not None
-                    replaced.append((p.resource_type, p.id, cur.version_id))
-                final[p.key] = (p, row)
+                if in_db and key not in final:
+                    replaced.append(key)
+                final[key] = (p, row)
                 if cur is None:
                     result.created += 1
                 else:
                     result.updated += 1
-                state[p.key] = Current(version, p.content_hash, self._ctx.feed_id, True, in_db)
+                state[key] = Current(version, p.content_hash, feed_id, True, in_db)
                 result.written.append(
                     Written(p.resource_type, p.id, version, p.subject_id, cur is None)
                 )
@@ -524,25 +541,29 @@ class RecordWriter:
         self,
         final: dict[Key, tuple[Prepared, tuple[Any, ...]]],
         versions: list[tuple[Any, ...]],
-        replaced: list[tuple[str, str, int]],
+        replaced: list[Key],
         state: State,
     ) -> None:
         conn = self._conn
-        bulk_insert(conn, history, _HISTORY_COLUMNS, versions, key_len=3)
-        inserts = [row[:-1] for key, (_, row) in final.items() if not state[key].in_db]
+        if replaced:  # their current rows become history, their index rows go
+            old = IndexBatch()
+            for body in self._stored_bodies(replaced):
+                old.add(table_rows(body))
+            self._archive_current(replaced)
+            for table, columns, rows in old.tables():
+                delete_keys(conn, table, columns, rows)
+        if len(versions) > len(final):  # a key written twice in one chunk: the earlier is history
+            current = {id(row) for _, row in final.values()}
+            earlier = [row for row in versions if id(row) not in current]
+            bulk_insert(conn, history, _HISTORY_COLUMNS, earlier, key_len=3)
+        inserts = [row for key, (_, row) in final.items() if not state[key].in_db]
         updates = [row for key, (_, row) in final.items() if state[key].in_db]
         bulk_insert(conn, resources, _RESOURCE_COLUMNS, inserts, key_len=2)
         if updates:
             self._update_rows(updates)
-        if replaced:
-            old = IndexBatch()
-            for body in self._stored_bodies(replaced):
-                old.add(body["resourceType"], body["id"], index_rows(body))
-            for table, columns, rows in old.tables():
-                delete_keys(conn, table, columns, rows)
         new = IndexBatch()
-        for key, (p, _) in final.items():
-            new.add(key[0], key[1], p.index)
+        for p, _ in final.values():
+            new.add(p.index)
         for table, columns, rows in new.tables():
             bulk_insert(conn, table, columns, rows)
 
@@ -569,7 +590,7 @@ class RecordWriter:
         Index rows stay as they are: a withdrawn record is still found (and
         shown as inactive), so nobody mistakes "no longer sent" for "never existed".
         """
-        r, h = resources.c, history.c
+        r = resources.c
         written: list[Written] = []
         versions: list[tuple[Any, ...]] = []
         by_type: dict[str, list[str]] = defaultdict(list)
@@ -578,16 +599,9 @@ class RecordWriter:
         for rtype, ids in by_type.items():
             for part in _chunks(ids, self.LOOKUP_CHUNK):
                 rows = self._conn.execute(
-                    select(r.id, r.version_id, r.source_id, h.body)
-                    .join(
-                        history,
-                        and_(
-                            h.resource_type == r.resource_type,
-                            h.id == r.id,
-                            h.version_id == r.version_id,
-                        ),
+                    select(r.id, r.version_id, r.source_id, r.body).where(
+                        r.resource_type == rtype, r.id.in_(part)
                     )
-                    .where(r.resource_type == rtype, r.id.in_(part))
                 )
                 for rid, version, source_id, body in rows:
                     resource = withdrawn(orjson.loads(body))
@@ -599,8 +613,8 @@ class RecordWriter:
                     row = (*row[:11], False, *row[12:])
                     versions.append(row)
                     written.append(Written(rtype, rid, version + 1, row[12], False))
-        bulk_insert(self._conn, history, _HISTORY_COLUMNS, versions, key_len=3)
         if versions:
+            self._archive_current([(row[0], row[1]) for row in versions])
             self._update_rows(versions)
         return written
 

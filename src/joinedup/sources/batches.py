@@ -45,7 +45,7 @@ from sqlalchemy import (
 )
 
 from joinedup.errors import Conflict, InvalidInput, NotFound, Problem, UserError
-from joinedup.records.tables import history, resources
+from joinedup.records.tables import resources
 from joinedup.records.writer import (
     PreparedUnit,
     RecordWriter,
@@ -317,7 +317,7 @@ class _Run:
             self._write(accepted)
         self.chunks += 1
         if self.chunks & (self.chunks - 1) == 0:  # after chunks 1, 2, 4, 8...: tables doubled
-            refresh_statistics(self.conn, (resources, seen_table, history))
+            refresh_statistics(self.conn, (resources, seen_table))
         if self.progress is not None:
             self.progress(self.counts.read)
 
@@ -760,18 +760,8 @@ class BatchLoader:
         from joinedup.sources.quality import measure
 
         self._feeds.get(feed_id)
-        r, h = resources.c, history.c
-        current = (
-            select(h.body)
-            .join(
-                history,
-                and_(
-                    h.resource_type == r.resource_type, h.id == r.id, h.version_id == r.version_id
-                ),
-            )
-            .where(r.feed_id == feed_id)
-            .execution_options(yield_per=1000)
-        )
+        r = resources.c
+        current = select(r.body).where(r.feed_id == feed_id).execution_options(yield_per=1000)
         with self._db.engine.connect() as conn:
             bodies = conn.execute(current).scalars()
             quality = measure((orjson.loads(b) for b in bodies), today or self._clock().date())

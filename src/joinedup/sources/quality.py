@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 from joinedup.nhs_number import NHS_NUMBER_SYSTEM, is_valid
@@ -207,6 +208,7 @@ def check_resource(
     return findings
 
 
+@lru_cache(maxsize=16)
 def _epoch_day_end(today: date) -> int:
     return date_range(today.isoformat())[1]
 

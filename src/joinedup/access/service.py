@@ -73,11 +73,14 @@ class Visibility:
     ``_visible_rows``), and its SQL condition per table, built once: building it
     costs more than running the query it goes into."""
 
-    __slots__ = ("_conditions", "rows")
+    __slots__ = ("_conditions", "filter", "rows")
 
     def __init__(self, rows: dict[str, dict[frozenset[str], set[str]]]) -> None:
         self.rows = rows
         self._conditions: dict[Table, ColumnElement[bool]] = {}
+        self.filter: Filter = self.condition if rows else _nothing
+        """:meth:`condition` as one long-lived object (bound methods are made afresh
+        on each access), so a store can keep the statement built with it."""
 
     def condition(self, table: Table) -> ColumnElement[bool]:
         """(organisation, category, sensitivity) is one the requester may see."""
@@ -119,6 +122,14 @@ class PersonAccess:
 
         return condition
 
+    def visible_rows(self) -> Filter:
+        """The part of :meth:`where` about (organisation, category, sensitivity), for
+        a read already restricted to :attr:`patient_ids` (``RecordStore.by_subject_on``).
+        With a cached decision table it is the same object on every request
+        (``shared_where``)."""
+        visible = self.visible or Visibility(_visible_rows(self.decisions.decisions))
+        return visible.filter
+
     def decisions_for(self, stored: StoredResource) -> Decision:
         return self.decisions.decision(
             stored.org_code, DataCategory(stored.category), Sensitivity(stored.sensitivity)
@@ -135,6 +146,10 @@ class PersonAccess:
         the stored JSON text (``stored.body``) is the answer as it is."""
         owner = stored.org_code
         return serve_plan(stored.resource, lambda c, s: self.decisions.decision(owner, c, s))
+
+
+def _nothing(table: Table) -> ColumnElement[bool]:
+    return false()
 
 
 def union_filter(accesses: Sequence[PersonAccess]) -> Filter:

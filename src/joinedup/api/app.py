@@ -41,6 +41,7 @@ def create_app(svc: Services) -> FastAPI:
     app.state.verifier = CachingVerifier(svc.verifier())
     app.state.metrics = metrics
     problems.install(app)
+    app.include_router(fhir.first)  # matched first: the hot partner route
     app.include_router(public.router)
     app.include_router(admin.router)
     app.include_router(fhir.router)

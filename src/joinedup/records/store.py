@@ -112,8 +112,20 @@ def _by_subject_select(*, typed: bool) -> Any:
 
 _BY_SUBJECT = _by_subject_select(typed=False)
 _BY_SUBJECT_OF_TYPES = _by_subject_select(typed=True)
-"""Built once (with the subjects and types as parameters): building a statement
-with a join costs about as much as running it."""
+"""Built once (with the subjects, types and limit as parameters): building a
+statement with a join costs about as much as running it."""
+_STATEMENTS_KEPT = 1024
+"""Statements :meth:`RecordStore.by_subject_on` keeps (one per shared filter in use);
+a full set is emptied, not evicted piecemeal."""
+
+
+def _by_subject(where: Filter | None, *, typed: bool, active_only: bool) -> Any:
+    stmt = _BY_SUBJECT_OF_TYPES if typed else _BY_SUBJECT
+    if active_only:
+        stmt = stmt.where(resources.c.active.is_(True))
+    if where is not None:
+        stmt = stmt.where(where(resources))
+    return stmt.limit(bindparam("limit"))
 
 
 def _stored(row: Any) -> StoredResource:
@@ -137,6 +149,7 @@ def _stored(row: Any) -> StoredResource:
 class RecordStore:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._statements: dict[tuple[int, bool, bool], tuple[Filter | None, Any]] = {}
 
     # -- one resource -----------------------------------------------------------------
     def read(
@@ -290,19 +303,32 @@ class RecordStore:
         where: Filter | None = None,
         active_only: bool = False,
         limit: int = 10_000,
+        shared_where: bool = False,
     ) -> list[StoredResource]:
-        """:meth:`by_subject` inside the caller's connection (one statement)."""
+        """:meth:`by_subject` inside the caller's connection (one statement).
+
+        ``shared_where``: ``where`` is a long-lived object that answers the same
+        condition on every call (the access decision cache's), so the statement
+        built with it is kept and reused while the object lives: building a
+        statement and its cache key costs more than running it."""
         if not patient_ids:
             return []
-        stmt = _BY_SUBJECT_OF_TYPES if types else _BY_SUBJECT
-        params: dict[str, Any] = {"subjects": sorted(set(patient_ids))}
+        params: dict[str, Any] = {"subjects": sorted(set(patient_ids)), "limit": limit}
         if types:
             params["types"] = sorted(set(types))
-        if active_only:
-            stmt = stmt.where(resources.c.active.is_(True))
-        if where is not None:
-            stmt = stmt.where(where(resources))
-        return [_stored(row) for row in conn.execute(stmt.limit(limit), params)]
+        if where is None or shared_where:
+            key = (id(where), bool(types), active_only)
+            kept = self._statements.get(key)
+            if kept is None or kept[0] is not where:
+                if len(self._statements) >= _STATEMENTS_KEPT:
+                    self._statements.clear()
+                # the filter is kept with its statement, so its id is not reused meanwhile
+                kept = self._statements[key] = (
+                    where, _by_subject(where, typed=bool(types), active_only=active_only))
+            stmt = kept[1]
+        else:
+            stmt = _by_subject(where, typed=bool(types), active_only=active_only)
+        return [_stored(row) for row in conn.execute(stmt, params)]
 
 
     def iter_current(

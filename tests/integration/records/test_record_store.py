@@ -118,6 +118,24 @@ def test_records_about_a_person(store: RecordStore) -> None:
     assert sorted(r.id for r in got) == ["c1", "w1"]
 
 
+def test_a_shared_filter_keeps_its_own_statement(db: Database, store: RecordStore) -> None:
+    """``shared_where`` reuses the statement built with each filter object, never
+    another filter's, and answers what building it afresh answers."""
+    council = allowed_pairs([("WCCASC", "demographics")])
+    conditions = allowed_pairs([("RWX", "conditions")])
+    nothing = allowed_pairs([])
+    with db.engine.connect() as conn:
+        for _ in range(2):
+            for where, want in ((council, ["w1"]), (conditions, ["c1", "c2"]), (nothing, [])):
+                got = store.by_subject_on(conn, ["w1", "r1"], where=where, shared_where=True)
+                fresh = store.by_subject_on(conn, ["w1", "r1"], where=where)
+                assert [r.id for r in got] == [r.id for r in fresh] == want
+        typed = store.by_subject_on(conn, ["w1", "r1"], types=["Patient"], where=council,
+                                    shared_where=True)
+        assert [r.id for r in typed] == ["w1"]
+        assert [r.id for r in store.by_subject_on(conn, ["w1", "r1"], limit=1)] == ["c1"]
+
+
 def test_paging_and_sorting(store: RecordStore) -> None:
     q = parse_query("Patient", {"_count": ["2"], "_offset": ["1"]})
     page = store.search(q)

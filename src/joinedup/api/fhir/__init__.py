@@ -16,3 +16,8 @@ protected.include_router(relationships.router)
 protected.include_router(records.router)  # after audit: its /{type} would shadow /AuditEvent
 mhd.mount(router)  # before records: its /{type} would shadow MHD's routes
 router.include_router(protected)
+
+first = APIRouter(prefix="/fhir", dependencies=[Depends(authenticated)])
+"""Routes the application matches before any other (see ``records.everything_router``);
+protected like ``protected``."""
+first.include_router(records.everything_router)

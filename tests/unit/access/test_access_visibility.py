@@ -25,7 +25,7 @@ def _visible(rows: dict[str, dict[frozenset[str], set[str]]]) -> list[tuple[str,
             {"resource_type": "Condition", "id": str(i), "version_id": 1,
              "last_updated": datetime(2026, 1, 1, tzinfo=UTC), "org_code": o, "feed_id": "f", "batch_id": "b",
              "source_id": "s", "content_hash": "h", "category": c, "sensitivity": s,
-             "active": True, "subject_id": "p"}
+             "active": True, "subject_id": "p", "body": "{}"}
             for i, (o, c, s) in enumerate(ROWS)
         ])
         c = resources.c

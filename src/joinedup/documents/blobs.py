@@ -127,7 +127,9 @@ class BlobUpload(Protocol):
     @property
     def upload_id(self) -> str: ...
 
-    def write(self, data: bytes, /) -> None: ...
+    def write(self, data: bytes | memoryview, /) -> None:
+        """Append ``data``; it is copied (the caller may reuse its buffer at once)."""
+        ...
 
     def seal(self) -> int:
         """Flush everything written (to disk, or as the last part); returns the byte count."""

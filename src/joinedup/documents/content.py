@@ -53,6 +53,7 @@ from joinedup.documents.blobs import (
 )
 from joinedup.documents.chunks import (
     DEFAULT_CHUNK_SIZE,
+    TAG_BYTES,
     ChunkCipher,
     ChunkLayout,
 )
@@ -91,6 +92,7 @@ from joinedup.errors import Problem
 
 _ID = CONTENT_ID
 _SMALL = 1024 * 1024
+_KEPT_SEAL_BUFFERS = 4
 
 
 def _id_of_key(key: str) -> str | None:
@@ -117,6 +119,8 @@ class ContentStore:
     chunk_size: int = DEFAULT_CHUNK_SIZE
     staging_grace: timedelta = timedelta(days=1)
     clock: Callable[[], datetime] = field(default=_utcnow)
+    _seal_buffers: list[bytearray] = field(default_factory=list, init=False, repr=False)
+    """Output buffers for sealing chunks, reused across publishes (see ``take_seal_buffer``)."""
 
     def __post_init__(self) -> None:
         ChunkLayout(0, self.chunk_size)  # validates the chunk size
@@ -126,6 +130,18 @@ class ContentStore:
                     for fan in FAN_OUT])
 
     # --- writing -------------------------------------------------------------
+
+    def take_seal_buffer(self) -> bytearray:
+        """A buffer to seal one chunk into. Reused ones are already paged in: a fresh
+        MiB costs the kernel about as long to hand over as AES-GCM takes to fill it."""
+        try:
+            return self._seal_buffers.pop()  # atomic: stagers on several threads share it
+        except IndexError:
+            return bytearray(self.chunk_size + TAG_BYTES)
+
+    def give_seal_buffer(self, buffer: bytearray) -> None:
+        if len(self._seal_buffers) < _KEPT_SEAL_BUFFERS:
+            self._seal_buffers.append(buffer)
 
     def begin(
         self,

@@ -142,7 +142,7 @@ class _LocalUpload:
     def upload_id(self) -> str:
         return self._upload_id
 
-    def write(self, data: bytes, /) -> None:
+    def write(self, data: bytes | memoryview, /) -> None:
         if self._file is None:
             raise RuntimeError("upload is sealed or aborted")
         self._file.write(data)

@@ -56,6 +56,7 @@ class Stager:
         self._cipher = ChunkCipher(self._data_key, self._nonce_prefix, content_id, self._chunk_size)
         self._buffer = bytearray()
         self._held: bytes | None = None
+        self._out: bytearray | None = None
         """A whole chunk received as one block, not yet known to be the last (not copied)."""
         self._index = 0
         self._received = 0
@@ -93,8 +94,7 @@ class Stager:
             if held is not None:  # more follows: a whole held chunk is not the last
                 self._held = None
                 if len(held) == size:
-                    self._upload.write(self._cipher.seal(self._index, False, held))
-                    self._index += 1
+                    self._upload.write(self._seal(False, held))
                 else:
                     self._buffer += held
             if not self._buffer and len(block) <= size:
@@ -107,13 +107,11 @@ class Stager:
                 view = memoryview(self._buffer)
                 chunk = view[:size]
                 try:
-                    sealed = self._cipher.seal(self._index, False, chunk)
+                    self._upload.write(self._seal(False, chunk))
                 finally:
                     chunk.release()
                     view.release()
                 del self._buffer[:size]
-                self._upload.write(sealed)
-                self._index += 1
         except BaseException:
             self.abort()
             raise
@@ -132,9 +130,10 @@ class Stager:
             synced = None
             if not problems:  # seal the last chunk while the hash thread catches up
                 last = self._held if self._held is not None else self._buffer
-                self._upload.write(self._cipher.seal(self._index, True, last))
+                self._upload.write(self._seal(True, last))
                 self._held = None
                 self._buffer = bytearray()
+                self._release_out()
                 synced = self._begin_content_sync()
             envelope_upload = ""
             try:  # the content's fsync (local store) runs while the hash is finished
@@ -173,6 +172,20 @@ class Stager:
         self._staged = StagedBlob.staged(envelope, self._upload.upload_id, envelope_upload)
         return self._staged
 
+    def _seal(self, last: bool, plain: bytes | bytearray | memoryview) -> memoryview:
+        """Chunk ``self._index`` sealed into the stager's output buffer (taken from the
+        store's few, so its pages are not new); valid until the next seal."""
+        if self._out is None:
+            self._out = self._store.take_seal_buffer()
+        sealed = self._cipher.seal_into(self._index, last, plain, self._out)
+        self._index += 1
+        return sealed
+
+    def _release_out(self) -> None:
+        out, self._out = self._out, None
+        if out is not None:
+            self._store.give_seal_buffer(out)
+
     def _begin_content_sync(self) -> Callable[[], int] | None:
         """Where staging is cheap (a local file), start the content's fsync now and
         return what waits for it; None elsewhere (the upload is sealed as usual)."""
@@ -196,6 +209,7 @@ class Stager:
             self._state = "aborted"
             self._buffer = bytearray()
             self._held = None
+            self._release_out()
             self._digests.close()
             self._upload.abort()
             if self._envelope_upload is not None:

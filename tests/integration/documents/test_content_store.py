@@ -261,3 +261,13 @@ def test_any_split_into_blocks_round_trips(
             offset += step
         staged = stager.finish()
     assert store.open(store.commit(staged).content_id).read_all() == plain
+
+
+def test_single_files_only_where_the_store_can_hold_them(world: StoreWorld) -> None:
+    if world.backend == "local":
+        store = world.content(single_file=None)  # the default: one file per document
+        assert store.stage(b"x").single
+        return
+    with pytest.raises(ValueError, match="single-file"):
+        world.content(single_file=True)
+    assert not world.content(single_file=None).stage(b"x").single  # S3 keeps the pair

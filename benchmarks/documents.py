@@ -5,8 +5,9 @@
     python benchmarks/documents.py --large-mb 20 --memory-mb 0 --rounds 1
     python benchmarks/documents.py --dir /srv/joinedup/bench   # measure another disk
 
-Publish is stage + commit (SHA-1 over the plaintext, AES-256-GCM
-in 1 MiB chunks, data key wrapped by a master key, fsync, atomic rename);
+Publish is stage + commit (SHA-1 over the plaintext, AES-256-GCM in 1 MiB
+chunks, data key wrapped by a master key, all in one file on the local store:
+envelope header + chunks; fsync, atomic rename, folder fsync);
 retrieve is a whole-document read (every chunk's tag and the SHA-1 checked).
 "Raw" writes the same bytes to a new file in the same folder and makes it
 durable the way a publish is (fsync the file, then its folder: without the

@@ -127,7 +127,9 @@ class BlobUpload(Protocol):
     @property
     def upload_id(self) -> str: ...
 
-    def write(self, data: bytes, /) -> None: ...
+    def write(self, data: bytes | memoryview, /) -> None:
+        """Append ``data``; it is copied (the caller may reuse its buffer at once)."""
+        ...
 
     def seal(self) -> int:
         """Flush everything written (to disk, or as the last part); returns the byte count."""
@@ -156,6 +158,30 @@ class ParallelSeal(Protocol):
     def begin_sync(self) -> Callable[[], int]:
         """Flush and start the fsync in the background; the result waits, closes and
         returns the byte count."""
+        ...
+
+
+@runtime_checkable
+class RewritableUpload(Protocol):
+    """A staged upload that can be written at an offset before it is sealed (a local file):
+    a single-file document reserves its header and fills it in last."""
+
+    def write_at(self, offset: int, data: bytes, /) -> None:
+        """Overwrite bytes already written, at ``offset``."""
+        ...
+
+    def start_writeback(self, start: int = 0, /) -> None:
+        """Ask the kernel to start writing what was written from ``start`` on, without
+        waiting, so the disk works while the caller hashes; ``seal`` waits for the rest."""
+        ...
+
+
+@runtime_checkable
+class RewritableStaging(Protocol):
+    """A store whose sealed, uncompleted uploads can be overwritten in place (local)."""
+
+    def rewrite_staged(self, key: str, upload_id: str, offset: int, data: bytes) -> None:
+        """Overwrite bytes of a sealed upload durably; ``UploadNotFound`` if it is gone."""
         ...
 
 

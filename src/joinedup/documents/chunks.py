@@ -141,6 +141,18 @@ class ChunkCipher:
         nonce, aad = self._nonce_and_aad(index, last)
         return self._aead.encrypt(nonce, plaintext, aad)
 
+    def seal_into(
+        self, index: int, last: bool, plaintext: bytes | bytearray | memoryview, out: bytearray
+    ) -> memoryview:
+        """``seal`` into ``out`` (at least ``len(plaintext) + TAG_BYTES`` long); returns the
+        sealed bytes as a view of it. Valid until ``out`` is reused: a caller sealing chunk
+        after chunk into one buffer never makes the kernel hand it fresh pages (about half
+        a millisecond per MiB here, more than the encryption)."""
+        nonce, aad = self._nonce_and_aad(index, last)
+        view = memoryview(out)[: len(plaintext) + TAG_BYTES]
+        self._aead.encrypt_into(nonce, plaintext, aad, view)
+        return view
+
     def open(self, index: int, last: bool, stored: bytes | bytearray | memoryview) -> bytes:
         nonce, aad = self._nonce_and_aad(index, last)
         return self._aead.decrypt(nonce, stored, aad)

@@ -1,12 +1,19 @@
 """The encrypted content store: stage, commit, read (whole or ranged), rotate, sweep.
 
-Layout in the blob store, for content id ``<id>`` (32 hex digits)::
+Layout in the blob store, for content id ``<id>`` (32 hex digits). On the local
+store (ADR 0502, second amendment), one file::
+
+    content/<id[:2]>/<id>.doc      a 4 KiB header holding the envelope, then the chunks
+
+On S3, and for local documents written before that, a pair::
 
     content/<id[:2]>/<id>          the chunked ciphertext (see chunks.py)
     envelopes/<id[:2]>/<id>.json   size, hashes, layout, wrapped data key (envelope.py)
 
-A document is visible exactly when its envelope exists. Publishing is two
-phases so the MHD registry can keep its metadata and the content in step:
+Both are read; new local documents are written as one file. A document is
+visible exactly when its envelope exists (the ``.doc`` file, whose header is
+the envelope, or the envelope object). Publishing is two phases so the MHD
+registry can keep its metadata and the content in step:
 
 1. ``stage`` streams the bytes in: hashes them, encrypts each chunk, uploads
    it to a staged (invisible) upload and refuses, aborting the upload, as soon
@@ -16,8 +23,8 @@ phases so the MHD registry can keep its metadata and the content in step:
    its pending row). A crash before commit may lose staged content (then
    ``commit`` raises ``StagingGone``: the publish had not been acknowledged).
 2. ``commit`` completes the upload (rename / CompleteMultipartUpload), checks
-   its length, then writes the envelope: now visible, and durable when
-   ``commit`` returns. It is idempotent.
+   its length, then writes the envelope (a ``.doc`` file already holds it):
+   now visible, and durable when ``commit`` returns. It is idempotent.
    ``abort`` throws staged content away.
 
 A crash at any point leaves no visible document; ``sweep`` removes what a
@@ -47,17 +54,22 @@ from joinedup.documents.blobs import (
     BinarySource,
     BlobNotFound,
     BlobStore,
+    RewritableStaging,
     UploadNotFound,
     iter_source,
     read_exact,
 )
 from joinedup.documents.chunks import (
     DEFAULT_CHUNK_SIZE,
+    TAG_BYTES,
     ChunkCipher,
     ChunkLayout,
 )
 from joinedup.documents.envelope import (
+    HEADER_BYTES,
     Envelope,
+    pack_header,
+    parse_header,
     rewrap,
     unwrap_data_key,
 )
@@ -80,9 +92,11 @@ from joinedup.documents.info import (
 from joinedup.documents.keyring import Keyring
 from joinedup.documents.keys import (
     CONTENT_PREFIX,
+    DOCUMENT_SUFFIX,
     ENVELOPE_PREFIX,
     FAN_OUT,
     content_key,
+    document_key,
     envelope_key,
 )
 from joinedup.documents.reader import ContentReader
@@ -91,10 +105,12 @@ from joinedup.errors import Problem
 
 _ID = CONTENT_ID
 _SMALL = 1024 * 1024
+_KEPT_SEAL_BUFFERS = 4
+_COPY_BLOCK = 1024 * 1024
 
 
 def _id_of_key(key: str) -> str | None:
-    name = key.rpartition("/")[2].removesuffix(".json")
+    name = key.rpartition("/")[2].removesuffix(".json").removesuffix(DOCUMENT_SUFFIX)
     return name if _ID.fullmatch(name) else None
 
 
@@ -117,15 +133,39 @@ class ContentStore:
     chunk_size: int = DEFAULT_CHUNK_SIZE
     staging_grace: timedelta = timedelta(days=1)
     clock: Callable[[], datetime] = field(default=_utcnow)
+    single_file: bool | None = None
+    """Write new documents as one ``.doc`` file (envelope header + chunks). None: where the
+    store allows it (local). False writes the older pair, which is still read."""
+    _seal_buffers: list[bytearray] = field(default_factory=list, init=False, repr=False)
+    """Output buffers for sealing chunks, reused across publishes (see ``take_seal_buffer``)."""
+    _single: bool = field(default=False, init=False, repr=False)
+    _documents: bool = field(default=False, init=False, repr=False)
+    """Whether single-file documents can be here (read them), whatever is written."""
 
     def __post_init__(self) -> None:
         ChunkLayout(0, self.chunk_size)  # validates the chunk size
+        self._documents = isinstance(self.blobs, RewritableStaging) and self.blobs.cheap_staging
+        self._single = self._documents if self.single_file is None else self.single_file
+        if self._single and not self._documents:
+            raise ValueError(f"the {self.blobs.name} store cannot hold single-file documents")
         ensure = getattr(self.blobs, "ensure_folders", None)
         if ensure is not None:  # a local store: make the 2 x 256 fan-out folders once
             ensure([f"{prefix}{fan}" for prefix in (CONTENT_PREFIX, ENVELOPE_PREFIX)
                     for fan in FAN_OUT])
 
     # --- writing -------------------------------------------------------------
+
+    def take_seal_buffer(self) -> bytearray:
+        """A buffer to seal one chunk into. Reused ones are already paged in: a fresh
+        MiB costs the kernel about as long to hand over as AES-GCM takes to fill it."""
+        try:
+            return self._seal_buffers.pop()  # atomic: stagers on several threads share it
+        except IndexError:
+            return bytearray(self.chunk_size + TAG_BYTES)
+
+    def give_seal_buffer(self, buffer: bytearray) -> None:
+        if len(self._seal_buffers) < _KEPT_SEAL_BUFFERS:
+            self._seal_buffers.append(buffer)
 
     def begin(
         self,
@@ -149,16 +189,23 @@ class ContentStore:
                 [Problem(f"over {limit} bytes", "size")],
             )
         content_id = os.urandom(16).hex()
-        upload = self.blobs.start_upload(content_key(content_id))
-        return Stager(
-            self,
-            content_id,
-            upload,
-            limit=limit,
-            expected_size=expected_size,
-            expected_sha1=expected_sha1,
-            created=self.clock(),
-        )
+        single = self._single
+        upload = self.blobs.start_upload(
+            document_key(content_id) if single else content_key(content_id))
+        try:
+            return Stager(
+                self,
+                content_id,
+                upload,
+                limit=limit,
+                expected_size=expected_size,
+                expected_sha1=expected_sha1,
+                created=self.clock(),
+                single=single,
+            )
+        except BaseException:
+            upload.abort()
+            raise
 
     def stage(
         self,
@@ -184,6 +231,8 @@ class ContentStore:
         """
         staged = staged if isinstance(staged, StagedBlob) else StagedBlob.from_token(staged)
         assert staged.envelope is not None
+        if staged.single:
+            return self._commit_document(staged)
         content_id = staged.content_id
         env = staged.envelope
         rewrapped = env.kid != self.keyring.active_kid
@@ -233,6 +282,34 @@ class ContentStore:
             self.blobs.put(env_key, env.to_bytes())
         return self._committed(content_id, env, stat.size)
 
+    def _commit_document(self, staged: StagedBlob) -> ContentInfo:
+        """Commit a single-file document: one rename and one folder fsync. Its header,
+        written and fsynced while staging, is its envelope."""
+        assert staged.envelope is not None
+        content_id, env = staged.content_id, staged.envelope
+        key = document_key(content_id)
+        if not self._documents:
+            raise StagingGone(f"this {self.blobs.name} store holds no single-file documents")
+        if env.kid != self.keyring.active_kid:  # rotated since staging: re-wrap the header
+            env = rewrap(env, self.keyring)
+            assert isinstance(self.blobs, RewritableStaging)
+            with contextlib.suppress(UploadNotFound):  # gone: committed before, or swept
+                self.blobs.rewrite_staged(key, staged.upload_id, 0, pack_header(env))
+        unwrap_data_key(env, self.keyring)  # commit nothing the keyring cannot read back
+        try:
+            stat = self.blobs.complete_upload(key, staged.upload_id)
+        except UploadNotFound:
+            if self.blobs.exists(key):
+                return self.info(content_id)  # committed before
+            raise StagingGone(
+                f"staged content {content_id} is gone (aborted or swept)") from None
+        expected = HEADER_BYTES + env.layout.stored_size
+        if stat.size != expected:  # pragma: no cover - a bug, not an input problem
+            self.blobs.delete(key)
+            raise ContentIntegrityError(
+                content_id, "length", f"stored {stat.size} bytes, expected {expected}")
+        return ContentInfo.of(env)
+
     def _committed(self, content_id: str, env: Envelope, stored: int) -> ContentInfo:
         key, env_key = content_key(content_id), envelope_key(content_id)
         if stored != env.layout.stored_size:  # pragma: no cover - a bug, not an input problem
@@ -249,6 +326,11 @@ class ContentStore:
         """Throw staged content away. Idempotent; refuses committed content (use ``delete``)."""
         staged = staged if isinstance(staged, StagedBlob) else StagedBlob.from_token(staged)
         content_id = staged.content_id
+        if staged.single:
+            if self._documents and self.blobs.exists(document_key(content_id)):
+                raise StagingGone(f"content {content_id} is already committed; delete it instead")
+            self.blobs.abort_upload(document_key(content_id), staged.upload_id)
+            return
         if self.blobs.exists(envelope_key(content_id)) and self.blobs.exists(
                 content_key(content_id)):
             raise StagingGone(f"content {content_id} is already committed; delete it instead")
@@ -272,11 +354,14 @@ class ContentStore:
     # --- reading -------------------------------------------------------------
 
     def exists(self, content_id: str) -> bool:
-        return bool(_ID.fullmatch(content_id)) and self.blobs.exists(envelope_key(content_id))
+        if not _ID.fullmatch(content_id):
+            return False
+        return (self._documents and self.blobs.exists(document_key(content_id))) or (
+            self.blobs.exists(envelope_key(content_id)))
 
     def info(self, content_id: str) -> ContentInfo:
         """Size, hashes and key of committed content (its envelope checked by unwrapping)."""
-        env = self._envelope(content_id)
+        env, _, _ = self._locate(content_id)
         unwrap_data_key(env, self.keyring)
         return ContentInfo.of(env)
 
@@ -286,10 +371,7 @@ class ContentStore:
         Raises ``ContentNotFound``, ``RangeNotSatisfiable`` (``start`` past the
         end or ``stop < start``), ``MasterKeyError`` or ``ContentIntegrityError``.
         """
-        prefetch = getattr(self.blobs, "prefetch", None)
-        if prefetch is not None and _ID.fullmatch(content_id):
-            prefetch(content_key(content_id))  # the disk reads it while the envelope is read
-        env = self._envelope(content_id)
+        env, key, base = self._locate(content_id, prefetch=getattr(self.blobs, "prefetch", None))
         data_key = unwrap_data_key(env, self.keyring)
         layout = env.layout
         stop = env.size if stop is None else min(stop, env.size)
@@ -298,9 +380,8 @@ class ContentStore:
                 f"range {start}-{stop} is not within the content's {env.size} bytes",
                 [Problem(f"bytes {start} to {stop}", "range")],
             )
-        key = content_key(content_id)
         try:
-            stored = self.blobs.stat(key).size
+            stored = self.blobs.stat(key).size - base
         except BlobNotFound:
             raise ContentIntegrityError(content_id, "length", "content is missing") from None
         if stored != layout.stored_size:
@@ -308,7 +389,8 @@ class ContentStore:
                 content_id, "length", f"stored {stored} bytes, expected {layout.stored_size}"
             )
         chunks = layout.chunks_for(start, stop)
-        stream = self.blobs.get(key, *layout.stored_span(chunks)) if chunks else None
+        low, high = layout.stored_span(chunks)
+        stream = self.blobs.get(key, base + low, base + high) if chunks else None
         cipher = ChunkCipher(data_key, env.nonce_prefix, content_id, env.chunk_size)
         reader = ContentReader(env, cipher, stream, chunks, start, stop)
         reader.prime()
@@ -320,16 +402,18 @@ class ContentStore:
         """Remove committed content: the envelope first, so a crash leaves only an orphan."""
         if not _ID.fullmatch(content_id):
             return False
-        existed = self.blobs.exists(envelope_key(content_id))
+        existed = self.exists(content_id)
         self.blobs.delete(envelope_key(content_id))
         self.blobs.delete(content_key(content_id))
+        if self._documents:
+            self.blobs.delete(document_key(content_id))  # one file: gone at once
         return existed
 
     def key_usage(self) -> dict[str, int]:
         """How many committed documents each master key wraps (to know when one can go)."""
         usage: dict[str, int] = {}
         for content_id in self._committed_ids():
-            kid = self._envelope(content_id).kid
+            kid = self._locate(content_id)[0].kid
             usage[kid] = usage.get(kid, 0) + 1
         return usage
 
@@ -339,9 +423,13 @@ class ContentStore:
         failures: list[Problem] = []
         for content_id in self._committed_ids():
             try:
-                env = self._envelope(content_id)
+                env, _, base = self._locate(content_id)
                 if env.kid == self.keyring.active_kid:
                     current += 1
+                    continue
+                if base:  # a single-file document: its header is rewritten
+                    if self._rewrite_document(content_id, rewrap(env, self.keyring)):
+                        rewrapped += 1
                     continue
                 self.blobs.put(envelope_key(content_id), rewrap(env, self.keyring).to_bytes())
                 if not self.blobs.exists(content_key(content_id)):  # deleted meanwhile
@@ -376,6 +464,8 @@ class ContentStore:
         committed = set(self._committed_ids())
         for stat in list(self.blobs.iter_blobs(CONTENT_PREFIX)):
             content_id = _id_of_key(stat.key)
+            if stat.key.endswith(DOCUMENT_SUFFIX):
+                continue  # one file holding its own envelope: never an orphan
             if content_id is None or content_id in committed or stat.modified >= cutoff:
                 continue
             if self.blobs.exists(envelope_key(content_id)):  # committed since the listing
@@ -391,6 +481,61 @@ class ContentStore:
             content_id = _id_of_key(stat.key)
             if content_id is not None:
                 yield content_id
+        if self._documents:
+            for stat in self.blobs.iter_blobs(CONTENT_PREFIX):
+                content_id = _id_of_key(stat.key)
+                if content_id is not None and stat.key.endswith(DOCUMENT_SUFFIX):
+                    yield content_id
+
+    def _locate(
+        self, content_id: str, prefetch: Callable[[str], None] | None = None
+    ) -> tuple[Envelope, str, int]:
+        """A document's envelope, the key of its chunks and where in it they start: a
+        single-file document's header, else the separate envelope (the pair layout)."""
+        self._check_id(content_id, ContentNotFound)
+        if self._documents:
+            key = document_key(content_id)
+            if prefetch is not None:
+                prefetch(key)  # the disk reads the chunks ahead while the header is checked
+            try:
+                with self.blobs.get(key, 0, HEADER_BYTES) as reader:
+                    raw = read_exact(reader, HEADER_BYTES)
+            except BlobNotFound:
+                pass  # not one file: a document written as a pair, or none
+            else:
+                return parse_header(raw, content_id), key, HEADER_BYTES
+        if prefetch is not None:
+            prefetch(content_key(content_id))  # the disk reads it while the envelope is read
+        return self._envelope(content_id), content_key(content_id), 0
+
+    def _rewrite_document(self, content_id: str, env: Envelope) -> bool:
+        """A single-file document copied under a new header (a re-wrapped key), renamed
+        over the old one: atomic. The chunks are copied unchanged. False if it was deleted
+        meanwhile."""
+        key = document_key(content_id)
+        upload = self.blobs.start_upload(key)
+        try:
+            upload.write(pack_header(env))
+            try:
+                with self.blobs.get(key, HEADER_BYTES) as reader:
+                    while block := reader.read(_COPY_BLOCK):
+                        upload.write(block)
+            except BlobNotFound:
+                upload.abort()
+                return False
+            stored = upload.seal()
+            if stored != HEADER_BYTES + env.layout.stored_size:
+                raise ContentIntegrityError(
+                    content_id, "length", f"stored {stored - HEADER_BYTES} bytes, expected "
+                    f"{env.layout.stored_size}")
+            if not self.blobs.exists(key):  # deleted while copying: do not bring it back
+                upload.abort()
+                return False
+            self.blobs.complete_upload(key, upload.upload_id)
+            return True
+        except BaseException:
+            upload.abort()
+            raise
 
     def _check_id(self, content_id: str, error: type[ContentNotFound] | type[StagingGone]) -> str:
         if not _ID.fullmatch(content_id):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import struct
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -130,6 +131,42 @@ class Envelope:
         except ValueError:
             raise ContentIntegrityError(content_id, "envelope", "not JSON") from None
         return cls.from_json(data, content_id)
+
+
+HEADER_BYTES = 4096
+"""A single-file document (local store) starts with its envelope in a block of this size;
+its chunks follow, page-aligned. ADR 0502, second amendment."""
+_HEADER_MAGIC = b"joinedup-doc/2\n\x00"
+_HEADER_LENGTH = struct.Struct(">I")
+HEADER_PLACEHOLDER = bytes(HEADER_BYTES)
+"""Written first while staging; replaced by the real header once the SHA-1 is known."""
+
+
+def pack_header(env: Envelope) -> bytes:
+    """The envelope as a single-file document's first ``HEADER_BYTES``: magic, length,
+    the envelope's JSON (the same as a separate envelope object), zero padding."""
+    return frame_header(json.dumps(env.to_json(), sort_keys=True, separators=(",", ":")).encode())
+
+
+def frame_header(body: bytes) -> bytes:
+    """Envelope JSON framed as a header (``pack_header``; tests frame edited JSON)."""
+    used = len(_HEADER_MAGIC) + _HEADER_LENGTH.size + len(body)
+    if used > HEADER_BYTES:  # pragma: no cover - an envelope is about 450 bytes
+        raise ValueError(f"envelope of {len(body)} bytes does not fit the header")
+    return _HEADER_MAGIC + _HEADER_LENGTH.pack(len(body)) + body + bytes(HEADER_BYTES - used)
+
+
+def parse_header(raw: bytes, content_id: str) -> Envelope:
+    """The envelope in a single-file document's header; an integrity failure if malformed."""
+    start = len(_HEADER_MAGIC) + _HEADER_LENGTH.size
+    if len(raw) < HEADER_BYTES:
+        raise ContentIntegrityError(content_id, "length", "document is shorter than its header")
+    if len(raw) != HEADER_BYTES or not raw.startswith(_HEADER_MAGIC):
+        raise ContentIntegrityError(content_id, "envelope", "header is missing or malformed")
+    (length,) = _HEADER_LENGTH.unpack_from(raw, len(_HEADER_MAGIC))
+    if length > HEADER_BYTES - start or any(raw[start + length :]):
+        raise ContentIntegrityError(content_id, "envelope", "header is malformed")
+    return Envelope.from_bytes(raw[start : start + length], content_id)
 
 
 def seal_envelope(

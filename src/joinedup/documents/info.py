@@ -47,12 +47,17 @@ class StagedBlob(ContentInfo):
     upload_id: str = ""
     envelope: Envelope | None = field(default=None, repr=False, compare=False)
     envelope_upload_id: str = ""
-    """The envelope staged beside the content (local store), or "" (written at commit)."""
+    """The envelope staged beside the content (local store, before ADR 0502's second
+    amendment), or "" (written at commit, or in the document's header)."""
+    single: bool = False
+    """A single-file document (``document_key``): the envelope is its header."""
 
     @classmethod
-    def staged(cls, env: Envelope, upload_id: str, envelope_upload_id: str = "") -> StagedBlob:
+    def staged(
+        cls, env: Envelope, upload_id: str, envelope_upload_id: str = "", *, single: bool = False
+    ) -> StagedBlob:
         return cls(env.content_id, env.size, env.sha1, env.kid, env.created, upload_id, env,
-                   envelope_upload_id)
+                   envelope_upload_id, single)
 
     @property
     def token(self) -> str:
@@ -62,6 +67,8 @@ class StagedBlob(ContentInfo):
         data = {"upload_id": self.upload_id, "envelope": self.envelope.to_json()}
         if self.envelope_upload_id:
             data["envelope_upload_id"] = self.envelope_upload_id
+        if self.single:
+            data["layout"] = "document"
         body = json.dumps(data)
         return STAGED_PREFIX + base64.urlsafe_b64encode(body.encode()).decode("ascii")
 
@@ -73,13 +80,17 @@ class StagedBlob(ContentInfo):
             data = json.loads(base64.urlsafe_b64decode(token[len(STAGED_PREFIX) :].encode()))
             upload_id = str(data["upload_id"])
             envelope_upload_id = str(data.get("envelope_upload_id", ""))
+            layout = data.get("layout", "pair")
+            if layout not in ("pair", "document"):
+                raise ValueError(f"unknown layout {layout!r}")
             envelope = data["envelope"]
             content_id = str(envelope["content_id"])
             if not CONTENT_ID.fullmatch(content_id):
                 raise ValueError("bad content id")
         except (ValueError, KeyError, TypeError) as exc:
             raise StagingGone("not a staging token", [Problem(str(exc), "token")]) from None
-        return cls.staged(Envelope.from_json(envelope, content_id), upload_id, envelope_upload_id)
+        return cls.staged(Envelope.from_json(envelope, content_id), upload_id, envelope_upload_id,
+                          single=layout == "document")
 
 
 @dataclass(frozen=True, slots=True)

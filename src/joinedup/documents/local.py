@@ -142,7 +142,7 @@ class _LocalUpload:
     def upload_id(self) -> str:
         return self._upload_id
 
-    def write(self, data: bytes, /) -> None:
+    def write(self, data: bytes | memoryview, /) -> None:
         if self._file is None:
             raise RuntimeError("upload is sealed or aborted")
         self._file.write(data)
@@ -157,6 +157,23 @@ class _LocalUpload:
                     os.POSIX_FADV_DONTNEED,
                 )  # fmt: skip
             self._flushed = self._written
+
+    def write_at(self, offset: int, data: bytes, /) -> None:
+        if self._file is None:
+            raise RuntimeError("upload is sealed or aborted")
+        if offset < 0 or offset + len(data) > self._written:
+            raise ValueError("write_at may only overwrite bytes already written")
+        self._file.flush()
+        os.pwrite(self._file.fileno(), data, offset)
+
+    def start_writeback(self, start: int = 0, /) -> None:
+        if self._file is None:
+            raise RuntimeError("upload is sealed or aborted")
+        self._file.flush()
+        if self._written > start:
+            with contextlib.suppress(OSError):  # DONTNEED starts writeback of dirty pages
+                os.posix_fadvise(
+                    self._file.fileno(), start, self._written - start, os.POSIX_FADV_DONTNEED)
 
     def seal(self) -> int:
         self.seal_start()
@@ -334,6 +351,21 @@ class LocalBlobStore:
                 raise UploadNotFound(f"no upload {upload_id} for {key}") from None
         fsync_all(self._pool, sorted({dest.parent for _, dest, _, _ in moves} | created))
         return [self.stat(key) for _, _, key, _ in moves]
+
+    def rewrite_staged(self, key: str, upload_id: str, offset: int, data: bytes) -> None:
+        """Overwrite bytes of a sealed, not yet completed upload, durably (for a header
+        re-wrapped under a newer master key at commit); ``UploadNotFound`` if it is gone."""
+        try:
+            fd = os.open(self._part_path(key, upload_id), os.O_WRONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise UploadNotFound(f"no upload {upload_id} for {key}") from None
+        try:
+            if os.fstat(fd).st_size < offset + len(data):
+                raise ValueError("rewrite_staged may only overwrite bytes already written")
+            os.pwrite(fd, data, offset)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def abort_upload(self, key: str, upload_id: str) -> None:
         with contextlib.suppress(UploadNotFound):

@@ -116,7 +116,7 @@ class _S3Upload:
     def upload_id(self) -> str:
         return self._upload_id
 
-    def write(self, data: bytes, /) -> None:
+    def write(self, data: bytes | memoryview, /) -> None:
         if not self._open:
             raise RuntimeError("upload is sealed or aborted")
         self._buffer += data

@@ -11,10 +11,16 @@ from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from joinedup.documents.blobs import BlobUpload, ParallelSeal
+from joinedup.documents.blobs import BlobUpload, ParallelSeal, RewritableUpload
 from joinedup.documents.chunks import NONCE_PREFIX_BYTES, ChunkCipher, ChunkLayout
 from joinedup.documents.digests import INLINE_HASH_BYTES, ParallelDigests
-from joinedup.documents.envelope import Envelope, seal_envelope
+from joinedup.documents.envelope import (
+    HEADER_BYTES,
+    HEADER_PLACEHOLDER,
+    Envelope,
+    pack_header,
+    seal_envelope,
+)
 from joinedup.documents.errors import ContentMismatch, ContentTooLarge
 from joinedup.documents.info import StagedBlob
 from joinedup.documents.keys import envelope_key
@@ -42,7 +48,13 @@ class Stager:
         expected_size: int | None,
         expected_sha1: bytes | None,
         created: datetime,
+        single: bool = False,
     ) -> None:
+        if single and not isinstance(upload, RewritableUpload):
+            raise TypeError("a single-file document needs an upload that can rewrite its header")
+        self._single = single
+        if single:
+            upload.write(HEADER_PLACEHOLDER)  # filled in once the SHA-1 is known
         self._store = store
         self.content_id = content_id
         self._upload = upload
@@ -57,6 +69,7 @@ class Stager:
         self._buffer = bytearray()
         self._held: bytes | None = None
         """A whole chunk received as one block, not yet known to be the last (not copied)."""
+        self._out: bytearray | None = None
         self._index = 0
         self._received = 0
         # SHA-1 because FHIR R4 Attachment.hash is SHA-1; integrity at rest rests on GCM.
@@ -93,8 +106,7 @@ class Stager:
             if held is not None:  # more follows: a whole held chunk is not the last
                 self._held = None
                 if len(held) == size:
-                    self._upload.write(self._cipher.seal(self._index, False, held))
-                    self._index += 1
+                    self._upload.write(self._seal(False, held))
                 else:
                     self._buffer += held
             if not self._buffer and len(block) <= size:
@@ -107,13 +119,11 @@ class Stager:
                 view = memoryview(self._buffer)
                 chunk = view[:size]
                 try:
-                    sealed = self._cipher.seal(self._index, False, chunk)
+                    self._upload.write(self._seal(False, chunk))
                 finally:
                     chunk.release()
                     view.release()
                 del self._buffer[:size]
-                self._upload.write(sealed)
-                self._index += 1
         except BaseException:
             self.abort()
             raise
@@ -132,10 +142,15 @@ class Stager:
             synced = None
             if not problems:  # seal the last chunk while the hash thread catches up
                 last = self._held if self._held is not None else self._buffer
-                self._upload.write(self._cipher.seal(self._index, True, last))
+                self._upload.write(self._seal(True, last))
                 self._held = None
                 self._buffer = bytearray()
-                synced = self._begin_content_sync()
+                self._release_out()
+                if self._single:  # the disk writes the chunks while the SHA-1 is finished
+                    assert isinstance(self._upload, RewritableUpload)
+                    self._upload.start_writeback(HEADER_BYTES)
+                else:
+                    synced = self._begin_content_sync()
             envelope_upload = ""
             try:  # the content's fsync (local store) runs while the hash is finished
                 (sha1,) = self._digests.digests()
@@ -157,21 +172,40 @@ class Stager:
                     nonce_prefix=self._nonce_prefix,
                     created=self._created,
                 )
-                if synced is not None:
+                if self._single:  # one file, one fsync (in ``seal``), one rename at commit
+                    assert isinstance(self._upload, RewritableUpload)
+                    self._upload.write_at(0, pack_header(envelope))
+                elif synced is not None:
                     envelope_upload = self._stage_envelope(envelope)
             finally:
                 stored = synced() if synced is not None else None
             if stored is None:
                 stored = self._upload.seal()
             layout = ChunkLayout(self._received, self._chunk_size)
-            if stored != layout.stored_size:  # pragma: no cover - a bug, not an input problem
-                raise RuntimeError(f"stored {stored} bytes, layout says {layout.stored_size}")
+            expected = layout.stored_size + (HEADER_BYTES if self._single else 0)
+            if stored != expected:  # pragma: no cover - a bug, not an input problem
+                raise RuntimeError(f"stored {stored} bytes, layout says {expected}")
         except BaseException:
             self.abort()
             raise
         self._state = "staged"
-        self._staged = StagedBlob.staged(envelope, self._upload.upload_id, envelope_upload)
+        self._staged = StagedBlob.staged(
+            envelope, self._upload.upload_id, envelope_upload, single=self._single)
         return self._staged
+
+    def _seal(self, last: bool, plain: bytes | bytearray | memoryview) -> memoryview:
+        """Chunk ``self._index`` sealed into the stager's output buffer (taken from the
+        store's few, so its pages are not new); valid until the next seal."""
+        if self._out is None:
+            self._out = self._store.take_seal_buffer()
+        sealed = self._cipher.seal_into(self._index, last, plain, self._out)
+        self._index += 1
+        return sealed
+
+    def _release_out(self) -> None:
+        out, self._out = self._out, None
+        if out is not None:
+            self._store.give_seal_buffer(out)
 
     def _begin_content_sync(self) -> Callable[[], int] | None:
         """Where staging is cheap (a local file), start the content's fsync now and
@@ -196,6 +230,7 @@ class Stager:
             self._state = "aborted"
             self._buffer = bytearray()
             self._held = None
+            self._release_out()
             self._digests.close()
             self._upload.abort()
             if self._envelope_upload is not None:

@@ -1,5 +1,6 @@
 """Fixtures for the document store: each behaviour test runs on the local folder
-store and on an S3-compatible server (moto's standalone server, started here on
+store (as single-file documents, and as the older content + envelope pair, which it
+still reads) and on an S3-compatible server (moto's standalone server, started here on
 127.0.0.1 on the first free port of 8120-8129, the ports set aside for the
 document tests; nothing leaves loopback)."""
 
@@ -9,7 +10,7 @@ import gc
 import logging
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,10 +18,13 @@ from typing import Any
 
 import pytest
 
-from joinedup.documents.blobs import BlobStore
+from joinedup.documents.blobs import BlobStore, read_exact
 from joinedup.documents.config import DocumentStoreConfig, S3Config
 from joinedup.documents.content import ContentStore
+from joinedup.documents.envelope import HEADER_BYTES, frame_header, parse_header
+from joinedup.documents.info import StagedBlob
 from joinedup.documents.keyring import Keyring, create_master_key
+from joinedup.documents.keys import content_key, document_key, envelope_key
 from joinedup.documents.stores import make_store
 from tests import support
 
@@ -81,6 +85,9 @@ class StoreWorld:
     config: DocumentStoreConfig
     keys_dir: Path
     client: Any = None
+    layout: str = "pair"
+    """``document`` (one ``.doc`` file, the local default) or ``pair`` (content and
+    envelope objects: S3, and local documents written before ADR 0502's 2nd amendment)."""
 
     def blobs(self) -> BlobStore:
         """A new store object on the same space, as another process would have."""
@@ -96,6 +103,7 @@ class StoreWorld:
             "max_bytes": self.config.max_bytes,
             "chunk_size": CHUNK,
             "staging_grace": self.config.staging_grace,
+            "single_file": self.layout == "document" if self.backend == "local" else None,
         }
         options.update(overrides)
         return ContentStore(
@@ -105,11 +113,11 @@ class StoreWorld:
         )
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", "local-pair", "s3"])
 def world(request: pytest.FixtureRequest, tmp_path: Path) -> StoreWorld:
     keys_dir = tmp_path / "keys"
     create_master_key(keys_dir, now=datetime.now(UTC) - timedelta(days=1))
-    if request.param == "local":
+    if request.param != "s3":
         config = DocumentStoreConfig(
             keys_dir=keys_dir, backend="local", local_dir=tmp_path / "documents"
         )
@@ -124,7 +132,8 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> StoreWorld:
             Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION}
         )
         return StoreWorld("s3", config, keys_dir, client)
-    return StoreWorld("local", config, keys_dir)
+    layout = "pair" if request.param == "local-pair" else "document"
+    return StoreWorld("local", config, keys_dir, layout=layout)
 
 
 @pytest.fixture
@@ -142,6 +151,56 @@ def leftovers(blobs: BlobStore) -> list[str]:
     found = [stat.key for stat in blobs.iter_blobs("")]
     found += [f"upload:{u.key}" for u in blobs.iter_uploads("")]
     return sorted(found)
+
+
+def stored(blobs: BlobStore, key: str) -> bytes:
+    with blobs.get(key) as reader:
+        return read_exact(reader, 1 << 30)
+
+
+def chunks_key(store: ContentStore, content_id: str) -> tuple[str, int]:
+    """Where a document's chunks are: its ``.doc`` file after the header, or the
+    content object of a pair."""
+    key = document_key(content_id)
+    if store.blobs.exists(key):
+        return key, HEADER_BYTES
+    return content_key(content_id), 0
+
+
+def stored_chunks(store: ContentStore, content_id: str) -> bytes:
+    key, base = chunks_key(store, content_id)
+    return stored(store.blobs, key)[base:]
+
+
+def edit_chunks(store: ContentStore, content_id: str, change: Callable[[bytearray], bytes]) -> None:
+    """Replace a document's stored chunks (as someone with the disk could), header kept."""
+    key, base = chunks_key(store, content_id)
+    raw = stored(store.blobs, key)
+    store.blobs.put(key, raw[:base] + change(bytearray(raw[base:])))
+
+
+def envelope_json(store: ContentStore, content_id: str) -> bytes:
+    """A document's envelope as JSON, from its header or its envelope object."""
+    key, base = chunks_key(store, content_id)
+    if base:
+        raw = stored(store.blobs, key)[:base]
+        return parse_header(raw, content_id).to_bytes()
+    return stored(store.blobs, envelope_key(content_id))
+
+
+def replace_envelope(store: ContentStore, content_id: str, body: bytes) -> None:
+    """Store other envelope JSON for a document, in its header or as its envelope object."""
+    key, base = chunks_key(store, content_id)
+    if base:
+        raw = stored(store.blobs, key)
+        store.blobs.put(key, frame_header(body) + raw[base:])
+    else:
+        store.blobs.put(envelope_key(content_id), body)
+
+
+def staged_key(staged: StagedBlob) -> str:
+    """The key a staged document's content is completed under."""
+    return document_key(staged.content_id) if staged.single else content_key(staged.content_id)
 
 
 @pytest.fixture(autouse=True)

@@ -11,10 +11,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from joinedup.documents.blobs import BlobStore, read_exact
-from joinedup.documents.content import ContentStore, StagedBlob, content_key
+from joinedup.documents.blobs import BlobStore
+from joinedup.documents.content import ContentStore, StagedBlob
 from joinedup.documents.errors import ContentNotFound, RangeNotSatisfiable, StagingGone
-from tests.integration.documents.conftest import CHUNK, StoreWorld, leftovers
+from joinedup.documents.keys import content_key, document_key, envelope_key
+from tests.integration.documents.conftest import (
+    CHUNK,
+    StoreWorld,
+    edit_chunks,
+    leftovers,
+    stored_chunks,
+)
 
 MARKER = b"NHS-NUMBER-9434765919-DISCHARGE-SUMMARY"
 
@@ -26,9 +33,9 @@ def _document(size: int) -> bytes:
     return body
 
 
-def _stored(blobs: BlobStore, content_id: str) -> bytes:
-    with blobs.get(content_key(content_id)) as reader:
-        return read_exact(reader, 1 << 30)
+def _stored(store: ContentStore, content_id: str) -> bytes:
+    """The stored chunks (after a single file's header)."""
+    return stored_chunks(store, content_id)
 
 
 @pytest.mark.parametrize("size", [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK + 5])
@@ -44,7 +51,7 @@ def test_round_trip(store: ContentStore, blobs: BlobStore, size: int) -> None:
         assert reader.length == size
         assert reader.read_all() == data
     assert store.info(info.content_id) == info
-    stored = _stored(blobs, info.content_id)
+    stored = _stored(store, info.content_id)
     assert MARKER not in stored
     assert len(stored) == size + 16 * max(1, -(-size // CHUNK))
 
@@ -57,7 +64,7 @@ def test_content_is_encrypted_with_a_key_per_document(
     b = store.put(data)
     assert a.content_id != b.content_id
     assert a.sha1 == b.sha1
-    assert _stored(blobs, a.content_id) != _stored(blobs, b.content_id)
+    assert _stored(store, a.content_id) != _stored(store, b.content_id)
 
 
 def test_chunks_are_released_as_they_are_read(store: ContentStore) -> None:
@@ -96,9 +103,11 @@ def test_ranges_on_both_backends(store: ContentStore) -> None:
 def test_range_reads_only_the_chunks_they_need(store: ContentStore, blobs: BlobStore) -> None:
     data = _document(4 * CHUNK)
     info = store.put(data)
-    stored = bytearray(_stored(blobs, info.content_id))
-    stored[3 * (CHUNK + 16) + 5] ^= 0xFF  # damage chunk 3 only
-    blobs.put(content_key(info.content_id), bytes(stored))
+    def damage(stored: bytearray) -> bytes:
+        stored[3 * (CHUNK + 16) + 5] ^= 0xFF  # damage chunk 3 only
+        return bytes(stored)
+
+    edit_chunks(store, info.content_id, damage)
     with store.open(info.content_id, 10, 3 * CHUNK) as reader:  # chunks 0-2
         assert reader.read_all() == data[10 : 3 * CHUNK]
 
@@ -137,9 +146,11 @@ def test_stage_then_commit(world: StoreWorld, store: ContentStore) -> None:
     assert store.open(info.content_id).read_all() == data
     assert store.commit(staged) == info  # idempotent
     assert store.commit(staged.token) == info
-    assert leftovers(store.blobs) == sorted(
-        [content_key(info.content_id), f"envelopes/{info.content_id[:2]}/{info.content_id}.json"]
-    )
+    if staged.single:  # one file holds the envelope and the chunks
+        assert leftovers(store.blobs) == [document_key(info.content_id)]
+    else:
+        assert leftovers(store.blobs) == sorted(
+            [content_key(info.content_id), envelope_key(info.content_id)])
 
 
 def test_token_holds_no_key_material_in_clear(store: ContentStore) -> None:
@@ -250,3 +261,13 @@ def test_any_split_into_blocks_round_trips(
             offset += step
         staged = stager.finish()
     assert store.open(store.commit(staged).content_id).read_all() == plain
+
+
+def test_single_files_only_where_the_store_can_hold_them(world: StoreWorld) -> None:
+    if world.backend == "local":
+        store = world.content(single_file=None)  # the default: one file per document
+        assert store.stage(b"x").single
+        return
+    with pytest.raises(ValueError, match="single-file"):
+        world.content(single_file=True)
+    assert not world.content(single_file=None).stage(b"x").single  # S3 keeps the pair

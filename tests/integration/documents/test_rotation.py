@@ -1,25 +1,32 @@
-"""Rotating master keys re-wraps data keys; content bytes are never rewritten."""
+"""Rotating master keys re-wraps data keys; the chunks are never re-encrypted.
+
+An envelope object (S3, and local pairs) is rewritten alone; a local single-file
+document is copied under its new header, its chunks byte for byte the same."""
 
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from joinedup.documents.blobs import read_exact
 from joinedup.documents.content import CONTENT_PREFIX
+from joinedup.documents.envelope import HEADER_BYTES
 from joinedup.documents.errors import MasterKeyError
 from joinedup.documents.keyring import KEY_SUFFIX, Keyring, create_master_key
+from joinedup.documents.keys import DOCUMENT_SUFFIX
 from tests.integration.documents.conftest import CHUNK, StoreWorld
 
 
 def _all_content(world: StoreWorld) -> dict[str, bytes]:
+    """Every document's stored chunks (a single file's without its header)."""
     blobs = world.blobs()
     out = {}
     for stat in blobs.iter_blobs(CONTENT_PREFIX):
         with blobs.get(stat.key) as reader:
-            out[stat.key] = read_exact(reader, 1 << 30)
+            raw = read_exact(reader, 1 << 30)
+        out[stat.key] = raw[HEADER_BYTES:] if stat.key.endswith(DOCUMENT_SUFFIX) else raw
     return out
 
 
@@ -83,3 +90,26 @@ def test_an_older_key_can_be_kept_active_by_configuration(world: StoreWorld) -> 
     create_master_key(world.keys_dir)
     store = world.content(Keyring.load(world.keys_dir, active_kid=old_kid))
     assert store.put(b"x").kid == old_kid
+
+
+def test_local_documents_written_as_pairs_are_read_rotated_and_deleted(world: StoreWorld) -> None:
+    """Documents stored before single files (content + envelope) live on beside them."""
+    if world.backend != "local":
+        pytest.skip("only the local store writes single files")
+    old = world.content(single_file=False).put(b"written as a pair")
+    new = world.content(single_file=True).put(b"written as one file")
+    create_master_key(world.keys_dir, now=datetime.now(UTC))
+    store = world.content(single_file=True)
+    for info, data in ((old, b"written as a pair"), (new, b"written as one file")):
+        assert store.exists(info.content_id)
+        assert store.open(info.content_id).read_all() == data
+        with store.open(info.content_id, 8, 10) as reader:
+            assert reader.read_all() == data[8:10]
+    assert store.rewrap_all().rewrapped == 2
+    assert set(store.key_usage().values()) == {2}
+    assert store.sweep(now=store.clock() + timedelta(days=30)).total == 0
+    assert store.delete(old.content_id)
+    assert store.delete(new.content_id)
+    assert not store.exists(old.content_id)
+    assert not store.exists(new.content_id)
+    assert [s.key for s in store.blobs.iter_blobs("")] == []

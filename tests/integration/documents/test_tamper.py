@@ -16,19 +16,23 @@ from datetime import UTC, datetime
 
 import pytest
 
-from joinedup.documents.blobs import BlobStore, read_exact
-from joinedup.documents.content import ContentStore, content_key, envelope_key
+from joinedup.documents.blobs import BlobStore
+from joinedup.documents.content import ContentStore
 from joinedup.documents.envelope import Envelope, seal_envelope, unwrap_data_key
 from joinedup.documents.errors import ContentIntegrityError, MasterKeyError
 from joinedup.documents.keyring import Keyring, MasterKey
-from tests.integration.documents.conftest import CHUNK, StoreWorld
+from joinedup.documents.keys import document_key
+from tests.integration.documents.conftest import (
+    CHUNK,
+    StoreWorld,
+    edit_chunks,
+    envelope_json,
+    replace_envelope,
+    stored,
+    stored_chunks,
+)
 
 STORED_CHUNK = CHUNK + 16
-
-
-def _stored(blobs: BlobStore, key: str) -> bytes:
-    with blobs.get(key) as reader:
-        return read_exact(reader, 1 << 30)
 
 
 def _read_released(store: ContentStore, content_id: str) -> tuple[bytes, ContentIntegrityError]:
@@ -41,11 +45,6 @@ def _read_released(store: ContentStore, content_id: str) -> tuple[bytes, Content
     except ContentIntegrityError as error:
         return bytes(received), error
     pytest.fail("the damaged content was served")
-
-
-def _edit(blobs: BlobStore, content_id: str, change: Callable[[bytearray], bytes]) -> None:
-    key = content_key(content_id)
-    blobs.put(key, change(bytearray(_stored(blobs, key))))
 
 
 def _flip(at: int) -> Callable[[bytearray], bytes]:
@@ -68,7 +67,7 @@ def _flip(at: int) -> Callable[[bytearray], bytes]:
 def test_flipped_byte(store: ContentStore, where: str, offset: int) -> None:
     data = os.urandom(4 * CHUNK + 50)
     info = store.put(data)
-    _edit(store.blobs, info.content_id, _flip(offset))
+    edit_chunks(store, info.content_id, _flip(offset))
     received, error = _read_released(store, info.content_id)
     assert error.check == "chunk-tag"
     assert error.content_id == info.content_id
@@ -78,7 +77,7 @@ def test_flipped_byte(store: ContentStore, where: str, offset: int) -> None:
 
 def test_flip_in_first_chunk_fails_before_any_byte(store: ContentStore) -> None:
     info = store.put(os.urandom(3 * CHUNK))
-    _edit(store.blobs, info.content_id, _flip(10))
+    edit_chunks(store, info.content_id, _flip(10))
     with pytest.raises(ContentIntegrityError, match="chunk 0"):
         store.open(info.content_id)  # the response has not started yet
 
@@ -93,7 +92,7 @@ def test_swapped_chunks(store: ContentStore) -> None:
         stored[2 * STORED_CHUNK : 3 * STORED_CHUNK] = one
         return bytes(stored)
 
-    _edit(store.blobs, info.content_id, swap)
+    edit_chunks(store, info.content_id, swap)
     received, error = _read_released(store, info.content_id)
     assert error.check == "chunk-tag"
     assert len(received) == CHUNK  # chunk 0 was fine; nothing after the swap
@@ -111,7 +110,7 @@ def test_swapped_chunks(store: ContentStore) -> None:
 )
 def test_truncated_or_extended(store: ContentStore, change: Callable[[bytearray], bytes]) -> None:
     info = store.put(os.urandom(3 * CHUNK + 9))
-    _edit(store.blobs, info.content_id, change)
+    edit_chunks(store, info.content_id, change)
     with pytest.raises(ContentIntegrityError) as caught:
         store.open(info.content_id)
     assert caught.value.check == "length"
@@ -122,8 +121,8 @@ def test_truncation_at_a_chunk_boundary_is_caught_by_the_last_flag(
 ) -> None:
     """Even if the length check were fooled, a non-final chunk cannot pass as the last."""
     info = store.put(os.urandom(3 * CHUNK))
-    _edit(blobs, info.content_id, lambda s: bytes(s[: 2 * STORED_CHUNK]))
-    env = Envelope.from_bytes(_stored(blobs, envelope_key(info.content_id)), info.content_id)
+    edit_chunks(store, info.content_id, lambda s: bytes(s[: 2 * STORED_CHUNK]))
+    env = Envelope.from_bytes(envelope_json(store, info.content_id), info.content_id)
     data_key = unwrap_data_key(env, store.keyring)
     forged = seal_envelope(  # an insider with the master key shortens the recorded size
         master=store.keyring.active,
@@ -135,7 +134,7 @@ def test_truncation_at_a_chunk_boundary_is_caught_by_the_last_flag(
         nonce_prefix=env.nonce_prefix,
         created=env.created,
     )
-    blobs.put(envelope_key(info.content_id), forged.to_bytes())
+    replace_envelope(store, info.content_id, forged.to_bytes())
     received, error = _read_released(store, info.content_id)
     assert error.check == "chunk-tag"
     assert len(received) < 2 * CHUNK
@@ -144,7 +143,7 @@ def test_truncation_at_a_chunk_boundary_is_caught_by_the_last_flag(
 def test_content_moved_from_another_document(store: ContentStore, blobs: BlobStore) -> None:
     a = store.put(os.urandom(2 * CHUNK))
     b = store.put(os.urandom(2 * CHUNK))
-    blobs.put(content_key(b.content_id), _stored(blobs, content_key(a.content_id)))
+    edit_chunks(store, b.content_id, lambda _: stored_chunks(store, a.content_id))
     with pytest.raises(ContentIntegrityError) as caught:
         store.open(b.content_id)
     assert caught.value.check == "chunk-tag"
@@ -153,7 +152,7 @@ def test_content_moved_from_another_document(store: ContentStore, blobs: BlobSto
 def test_envelope_moved_from_another_document(store: ContentStore, blobs: BlobStore) -> None:
     a = store.put(os.urandom(CHUNK))
     b = store.put(os.urandom(CHUNK))
-    blobs.put(envelope_key(b.content_id), _stored(blobs, envelope_key(a.content_id)))
+    replace_envelope(store, b.content_id, envelope_json(store, a.content_id))
     with pytest.raises(ContentIntegrityError) as caught:
         store.open(b.content_id)
     assert caught.value.check == "envelope"
@@ -163,14 +162,13 @@ def test_envelope_moved_from_another_document(store: ContentStore, blobs: BlobSt
 def test_edited_envelope(store: ContentStore, blobs: BlobStore, field: str) -> None:
     data = os.urandom(2 * CHUNK)
     info = store.put(data)
-    key = envelope_key(info.content_id)
-    doc = json.loads(_stored(blobs, key))
+    doc = json.loads(envelope_json(store, info.content_id))
     doc[field] = {
         "size": 2 * CHUNK - 1,
         "sha1": "A" * 27 + "=",
         "chunk_size": 8192,
     }[field]
-    blobs.put(key, json.dumps(doc).encode())
+    replace_envelope(store, info.content_id, json.dumps(doc).encode())
     with pytest.raises(ContentIntegrityError) as caught:
         store.open(info.content_id)
     assert caught.value.check == "key-unwrap"
@@ -193,15 +191,16 @@ def test_missing_master_key(world: StoreWorld, store: ContentStore) -> None:
 
 def _with_recorded_sha1_of(store: ContentStore, content_id: str, other: bytes) -> None:
     """Re-seal the envelope recording another SHA-1: every chunk still authenticates."""
-    key = envelope_key(content_id)
-    env = Envelope.from_bytes(_stored(store.blobs, key), content_id)
+    env = Envelope.from_bytes(envelope_json(store, content_id), content_id)
     data_key = unwrap_data_key(env, store.keyring)
     fields = dataclasses.asdict(env)
     for drop in ("kid", "wrap_nonce", "wrapped_key"):
         fields.pop(drop)
     fields["sha1"] = hashlib.sha1(other).digest()
-    store.blobs.put(
-        key, seal_envelope(master=store.keyring.active, data_key=data_key, **fields).to_bytes()
+    replace_envelope(
+        store,
+        content_id,
+        seal_envelope(master=store.keyring.active, data_key=data_key, **fields).to_bytes(),
     )
 
 
@@ -230,3 +229,26 @@ def test_range_reads_rely_on_chunk_tags_not_the_sha1(store: ContentStore) -> Non
     with store.open(info.content_id, 5, 2 * CHUNK) as reader:
         assert not reader.whole
         assert reader.read_all() == data[5 : 2 * CHUNK]
+
+
+@pytest.mark.parametrize(
+    ("damage", "check"),
+    [
+        (lambda raw: b"", "length"),  # emptied: not even a header
+        (lambda raw: raw[:100], "length"),  # cut inside the header
+        (lambda raw: b"X" + raw[1:], "envelope"),  # not a header
+        (lambda raw: raw[:4000] + b"x" + raw[4001:], "envelope"),  # bytes after the JSON
+    ],
+    ids=["emptied", "cut-in-header", "bad-magic", "padding-altered"],
+)
+def test_damaged_header_of_a_single_file_document(
+    world: StoreWorld, store: ContentStore, damage: Callable[[bytes], bytes], check: str
+) -> None:
+    if world.layout != "document":
+        pytest.skip("only single-file documents have a header")
+    info = store.put(os.urandom(2 * CHUNK))
+    key = document_key(info.content_id)
+    store.blobs.put(key, damage(stored(store.blobs, key)))
+    with pytest.raises(ContentIntegrityError) as caught:
+        store.open(info.content_id)
+    assert caught.value.check == check

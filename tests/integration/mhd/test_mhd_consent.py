@@ -5,26 +5,10 @@ again on the next request."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from fastapi.testclient import TestClient
 
 from joinedup.access.consent_cli import consent_from_options
-from joinedup.api.app import create_app
-from joinedup.services import Services
-from tests.integration.mhd.world import World, build_world, bundle
-
-
-@pytest.fixture
-def world(services: Services) -> World:
-    return build_world(services)
-
-
-@pytest.fixture
-def api(world: World) -> Iterator[TestClient]:
-    with TestClient(create_app(world.svc)) as client:
-        yield client
+from tests.integration.mhd.world import World, bundle
 
 
 def test_an_objection_to_the_reader_hides_its_documents_everywhere(

@@ -73,8 +73,19 @@ def read_labels(resource: dict[str, Any], where: str = "") -> tuple[Labels | Non
     A missing sensitivity is not a problem: it means normal (N), and the caller
     writes it in so every stored version states it.
     """
-    at = f"{where}meta.security"
     security = (resource.get("meta") or {}).get("security") or []
+    if isinstance(security, list) and len(security) == 2:  # as adapters write them
+        category, sensitivity = security
+        if (
+            isinstance(category, dict)
+            and isinstance(sensitivity, dict)
+            and category.get("system") == CATEGORY_SYSTEM
+            and sensitivity.get("system") == CONFIDENTIALITY_SYSTEM
+        ):
+            known = _LABELS_BY_CODE.get((category.get("code"), sensitivity.get("code")))
+            if known is not None:
+                return known, []
+    at = f"{where}meta.security"
     categories: list[str] = []
     sensitivities: list[str] = []
     for coding in security if isinstance(security, list) else []:
@@ -102,6 +113,9 @@ def read_labels(resource: dict[str, Any], where: str = "") -> tuple[Labels | Non
 
 _LABELS = {(c.value, s.value): Labels(c, s) for c in DataCategory for s in Sensitivity}
 """Every label pair, built once: read for every resource of every batch."""
+_LABELS_BY_CODE: dict[Any, Labels] = dict(_LABELS)
+"""The same, looked up by whatever the codings hold (a non-string code is simply not found)."""
+ALL_LABELS = tuple(_LABELS.values())
 
 
 def security_codings(labels: Labels) -> list[dict[str, str]]:
@@ -115,7 +129,7 @@ def security_codings(labels: Labels) -> list[dict[str, str]]:
 def content_hash(resource: dict[str, Any]) -> str:
     """A digest of everything in the resource except what the store sets itself."""
     meta = resource.get("meta")
-    if isinstance(meta, dict) and any(k in meta for k in _VOLATILE_META):
+    if isinstance(meta, dict) and ("versionId" in meta or "lastUpdated" in meta or "source" in meta):
         resource = {**resource, "meta": {k: v for k, v in meta.items() if k not in _VOLATILE_META}}
     data = orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
     return hashlib.blake2b(data, digest_size=16).hexdigest()

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -31,6 +32,7 @@ from joinedup.labels import CATEGORY_SYSTEM, CONFIDENTIALITY_SYSTEM
 from joinedup.records.dates import instant
 from joinedup.records.params import SUPPORTED_TYPES, TableRows, subject_id, table_rows
 from joinedup.records.provenance import (
+    ALL_LABELS,
     FHIR_ID,
     Labels,
     SourceRef,
@@ -155,6 +157,9 @@ def _is_label(coding: Any) -> bool:
 
 _STAMPED_META = ("versionId", "lastUpdated", "source")
 
+_CANONICAL_SECURITY = {labels: security_codings(labels) for labels in ALL_LABELS}
+"""Each label pair's canonical codings, only ever compared with (never put in a resource)."""
+
 
 def stamped(
     resource: dict[str, Any], version: int, last_updated: str, source: str
@@ -217,10 +222,9 @@ def prepare(
     assert isinstance(rtype, str)
     assert isinstance(rid, str)
     meta = resource.get("meta") or {}
-    canonical = security_codings(labels)
-    if meta.get("security") != canonical:  # as adapters write them: no copy needed
+    if meta.get("security") != _CANONICAL_SECURITY[labels]:  # as adapters write them: no copy
         others = [c for c in meta.get("security") or [] if not _is_label(c)]
-        resource = {**resource, "meta": {**meta, "security": [*canonical, *others]}}
+        resource = {**resource, "meta": {**meta, "security": [*security_codings(labels), *others]}}
     body = None
     if first is not None:
         text = orjson.dumps(stamped(resource, 1, *first)).decode()
@@ -358,7 +362,7 @@ def bulk_insert(
     if key_len is None:
         rows.sort()
     else:
-        rows.sort(key=lambda row: row[:key_len])
+        rows.sort(key=itemgetter(*range(key_len)))  # row[:key_len], computed in C
     names = ", ".join(columns)
     if conn.dialect.name == "postgresql":
         dbapi: Any = conn.connection.dbapi_connection  # psycopg.Connection: COPY support

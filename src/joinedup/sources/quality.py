@@ -144,13 +144,20 @@ class Finding:
     location: str
 
 
-def _values(resource: Any, path: str) -> list[Any]:
+_DATE_PATHS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
+    rtype: tuple((path, tuple(path.split("."))) for path in paths)
+    for rtype, paths in _DATE_ELEMENTS.items()
+}
+"""(path, its parts) of :data:`_DATE_ELEMENTS`, split once."""
+
+
+def _value(resource: Any, parts: tuple[str, ...]) -> Any:
     node: Any = resource
-    for part in path.split("."):
+    for part in parts:
         if not isinstance(node, dict):
-            return []
+            return None
         node = node.get(part)
-    return [node] if node is not None else []
+    return node
 
 
 def check_resource(
@@ -161,17 +168,19 @@ def check_resource(
     rtype = str(resource.get("resourceType"))
     if rtype == "Patient":
         quality.patients += 1
-        numbers = [
-            i.get("value", "")
-            for i in resource.get("identifier") or []
-            if isinstance(i, dict) and i.get("system") == NHS_NUMBER_SYSTEM
-        ]
-        if numbers:
+        present = False
+        bad: str | None = None
+        for i in resource.get("identifier") or ():
+            if isinstance(i, dict) and i.get("system") == NHS_NUMBER_SYSTEM:
+                present = True
+                number = str(i.get("value", ""))
+                if bad is None and not is_valid(number):
+                    bad = number
+        if present:
             quality.nhs_number_present += 1
-            if all(is_valid(str(n)) for n in numbers):
+            if bad is None:
                 quality.nhs_number_valid += 1
             else:
-                bad = next(str(n) for n in numbers if not is_valid(str(n)))
                 findings.append(
                     Finding(
                         f"NHS number fails the Modulus 11 check ({describe(bad)})",
@@ -180,13 +189,17 @@ def check_resource(
                 )
         if resource.get("birthDate"):
             quality.birthdate_present += 1
-        if any(isinstance(a, dict) and a.get("postalCode") for a in resource.get("address") or []):
-            quality.postcode_present += 1
+        for a in resource.get("address") or ():
+            if isinstance(a, dict) and a.get("postalCode"):
+                quality.postcode_present += 1
+                break
+    paths = _DATE_PATHS.get(rtype)
+    if not paths:
+        return findings
     limit_future = _epoch_day_end(today)
-    for path in _DATE_ELEMENTS.get(rtype, ()):
-        for value in _values(resource, path):
-            if not isinstance(value, str):
-                continue
+    for path, parts in paths:
+        value = _value(resource, parts)
+        if isinstance(value, str):
             try:
                 low, _ = date_range(value)
             except ValueError:

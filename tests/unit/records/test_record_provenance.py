@@ -40,6 +40,23 @@ def test_labels_are_read_and_checked() -> None:
     assert problems[0].message == "unknown data category 'gossip'"
 
 
+def test_labels_in_the_adapters_order_read_as_in_any_other() -> None:
+    # category then sensitivity is read by a shortcut; the result must not depend on it
+    cat = {"system": CATEGORY_SYSTEM, "code": "carers"}
+    conf = {"system": CONFIDENTIALITY_SYSTEM, "code": "V"}
+    other = {"system": "https://example.org/tags", "code": "x"}
+    expected = (Labels(DataCategory.CARERS, Sensitivity.VERY_RESTRICTED), [])
+    assert read_labels(_with(cat, conf)) == expected
+    assert read_labels(_with(conf, cat)) == expected
+    assert read_labels(_with(cat, other, conf)) == expected
+    _, problems = read_labels(_with({**cat, "code": "gossip"}, conf))
+    assert [p.message for p in problems] == ["unknown data category 'gossip'"]
+    _, problems = read_labels(_with(cat, {**conf, "code": "Q"}))
+    assert [p.message for p in problems] == ["unknown sensitivity 'Q' (N, R or V)"]
+    _, problems = read_labels(_with(cat, cat))
+    assert [p.message for p in problems] == ["needs exactly one data category label, has 2"]
+
+
 def test_content_hash_ignores_what_the_store_sets() -> None:
     a = {"resourceType": "Patient", "id": "p1", "gender": "female", "meta": {"security": []}}
     b = {

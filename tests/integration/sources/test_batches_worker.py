@@ -115,3 +115,48 @@ def test_a_worker_that_dies_is_an_error_not_an_early_end() -> None:
     with pytest.raises(Exception, match="exit code 3"):
         list(worker)
     worker.close()
+
+
+def test_units_cross_to_the_batch_process_unchanged() -> None:
+    """What the worker packs for the queue unpacks to the unit it staged, whatever its kind."""
+    import pickle
+
+    from joinedup.errors import Problem
+    from joinedup.labels import CATEGORY_SYSTEM
+    from joinedup.sources.contract import Accepted, Rejected, Warning_
+    from joinedup.sources.staging import pack, stage, unpack
+
+    ctx = StageContext(
+        frozenset({"demographics", "carers"}),
+        date(2026, 11, 1),
+        "2026-11-01T12:00:00Z",
+        "urn:joinedup:source:WCCASC/wccasc-persons/",
+        "b1",
+    )
+    security = {"security": [{"system": CATEGORY_SYSTEM, "code": "demographics"}]}
+    patient = {
+        "resourceType": "Patient",
+        "id": "p1",
+        "meta": security,
+        "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9434765918"}],
+        "name": [{"family": "Smith-Jones", "given": ["Ann"]}],
+        "birthDate": "2030-01-01",
+    }
+    flag = {
+        "resourceType": "Flag",
+        "id": "f1",
+        "meta": {"security": [{"system": CATEGORY_SYSTEM, "code": "carers"}]},
+        "status": "active",
+        "subject": {"reference": "Patient/p1"},
+    }
+    outcomes = [
+        Accepted(1, "s1", (patient, flag), (Warning_("odd", "row 1", "value"),)),
+        Accepted(2, "s2", ({**patient, "id": "bad id"},), ()),
+        Rejected(3, "raw,row", (Problem("bad", "row 3"),), "s3", {"line": 4}),
+    ]
+    staged = [stage(o, ctx) for o in outcomes]
+    packed = [pack(st) for st in staged]
+    assert isinstance(packed[0], tuple)  # the common case travels flat
+    assert staged[0].warnings
+    assert staged[0].quality is not None
+    assert [unpack(pickle.loads(pickle.dumps(p))) for p in packed] == staged

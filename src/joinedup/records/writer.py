@@ -316,6 +316,12 @@ _DATE_COLUMNS = ("resource_type", "param", "low", "high", "resource_id")
 _REF_COLUMNS = ("target_id", "target_type", "param", "resource_type", "resource_id")
 
 
+_LOOKUP_SQL = (
+    "SELECT id, version_id, content_hash, feed_id, active FROM resources"
+    " WHERE resource_type = ? AND id IN {}"
+)
+"""What :meth:`RecordWriter.lookup` needs of the stored resources of one type (by id)."""
+
 _ARCHIVE = history.insert().from_select(
     list(_HISTORY_COLUMNS),
     select(*(resources.c[name] for name in _HISTORY_COLUMNS)).where(
@@ -374,6 +380,23 @@ def bulk_insert(
     conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", rows)
 
 
+def select_in(
+    conn: Connection, sql: str, params: Sequence[Any], values: Sequence[Any]
+) -> Iterable[tuple[Any, ...]]:
+    """Rows of ``sql`` (plain SQL ending in ``IN {}``, ``{}`` standing for ``values``).
+
+    The per-chunk key lookups of a batch, sent as plain SQL to the driver: an
+    expanding ``IN`` through SQLAlchemy compiles 500 bound parameters afresh
+    for each of the hundreds of lookups a batch makes. ``params`` are the
+    statement's other values, in order (``?`` on SQLite, ``%s`` on PostgreSQL).
+    """
+    if conn.dialect.name == "postgresql":  # one array parameter: = ANY(%s)
+        text = sql.replace("?", "%s").replace("IN {}", "= ANY(%s)")
+        return conn.exec_driver_sql(text, (*params, list(values)))
+    marks = "(" + ",".join("?" * len(values)) + ")"
+    return conn.exec_driver_sql(sql.replace("IN {}", "IN " + marks), (*params, *values))
+
+
 def delete_keys(
     conn: Connection, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]
 ) -> None:
@@ -415,14 +438,9 @@ class RecordWriter:
         for rtype, rid in keys:
             by_type[rtype].add(rid)
         found: State = {}
-        c = resources.c
         for rtype, ids in by_type.items():
             for part in _chunks(sorted(ids), self.LOOKUP_CHUNK):
-                rows = self._conn.execute(
-                    select(c.id, c.version_id, c.content_hash, c.feed_id, c.active).where(
-                        c.resource_type == rtype, c.id.in_(part)
-                    )
-                )
+                rows = select_in(self._conn, _LOOKUP_SQL, (rtype,), part)
                 for rid, version, digest, feed, active in rows:
                     found[(rtype, rid)] = Current(version, digest, feed, bool(active), True)
         return found

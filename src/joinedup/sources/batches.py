@@ -55,6 +55,7 @@ from joinedup.records.writer import (
     bulk_insert,
     prepare,
     refresh_statistics,
+    select_in,
     write_transaction,
 )
 from joinedup.sources.contract import Outcome, Warning_
@@ -325,14 +326,9 @@ class _Run:
         ids = {sid for it in items if (sid := it.staged.source_id)}
         if not ids:
             return
-        c = seen_table.c
         earlier: dict[str, int] = {}
         for part in _parts(sorted(ids), 500):
-            rows = self.conn.execute(
-                select(c.source_id, c.unit).where(
-                    c.batch_id == self.batch_id, c.source_id.in_(part)
-                )
-            )
+            rows = select_in(self.conn, _SEEN_SQL, (self.batch_id,), part)
             earlier.update((sid, unit) for sid, unit in rows)
         fresh: list[tuple[Any, ...]] = []
         for it in items:
@@ -535,6 +531,10 @@ class _Run:
         if c.read != c.accepted + c.rejected:  # pragma: no cover - guarded by construction
             raise AssertionError("read != accepted + rejected")
         return BatchStatus.REFUSED if self.refused else BatchStatus.COMMITTED
+
+
+_SEEN_SQL = f"SELECT source_id, unit FROM {seen_table.name} WHERE batch_id = ? AND source_id IN {{}}"
+"""The units of this batch already read with any of some source ids."""
 
 
 def _parts(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:

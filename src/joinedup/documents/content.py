@@ -538,9 +538,10 @@ class ContentStore:
         """Store a re-wrapped envelope of a pair; False if the document was deleted
         meanwhile. On the local store the new envelope replaces the old only if it still
         exists, under its lock (``delete`` removes the envelope first, under the same
-        lock), so a deleted document is never brought back. S3 has no such lock: the
-        envelope is put, then dropped again if the content is gone (ADR 0502, third
-        amendment, says what window is left)."""
+        lock), so a deleted document is never brought back. On S3 the envelope is put
+        only if it is still there (a conditional PutObject, ``If-Match`` its ETag; ADR
+        0502, third amendment), and dropped again if the content is gone (for a server
+        that ignores the condition)."""
         env_key = envelope_key(content_id)
         if isinstance(self.blobs, RewritableStaging):
             upload = self.blobs.start_upload(env_key)
@@ -551,7 +552,12 @@ class ContentStore:
             except BaseException:
                 upload.abort()
                 raise
-        self.blobs.put(env_key, env.to_bytes())
+        put_if_present = getattr(self.blobs, "put_if_present", None)
+        if put_if_present is not None:
+            if not put_if_present(env_key, env.to_bytes()):
+                return False  # deleted meanwhile
+        else:
+            self.blobs.put(env_key, env.to_bytes())
         if not self.blobs.exists(content_key(content_id)):  # deleted meanwhile
             self.blobs.delete(env_key)
             return False

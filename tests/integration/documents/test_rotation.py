@@ -10,6 +10,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,7 @@ from joinedup.documents.content import CONTENT_PREFIX
 from joinedup.documents.envelope import HEADER_BYTES
 from joinedup.documents.errors import ContentNotFound, MasterKeyError
 from joinedup.documents.keyring import KEY_SUFFIX, Keyring, create_master_key
-from joinedup.documents.keys import DOCUMENT_SUFFIX, document_key, envelope_key
+from joinedup.documents.keys import DOCUMENT_SUFFIX, content_key, document_key, envelope_key
 from tests.integration.documents.conftest import CHUNK, StoreWorld, leftovers
 
 
@@ -138,7 +139,7 @@ def test_a_delete_at_the_moment_a_rotation_renames_its_copy_stays_deleted(
     store object, as another process would) exactly then, and the rename waits until the
     delete has either finished or is waiting for the document's lock."""
     if world.backend != "local":
-        pytest.skip("S3 has no lock; ADR 0502's third amendment states its window")
+        pytest.skip("S3 has no lock: its conditional write is tested below")
     info = world.content().put(b"child protection conference minutes")
     create_master_key(world.keys_dir, now=datetime.now(UTC))
     rotating = world.content()
@@ -178,7 +179,7 @@ def test_a_document_deleted_while_a_rotation_copies_it_is_not_brought_back(
 ) -> None:
     """The delete wins the lock: the rotation finds the document gone and drops its copy."""
     if world.backend != "local":
-        pytest.skip("S3 has no lock; ADR 0502's third amendment states its window")
+        pytest.skip("S3 has no lock: its conditional write is tested below")
     info = world.content().put(b"safeguarding referral")
     create_master_key(world.keys_dir, now=datetime.now(UTC))
     rotating = world.content()
@@ -199,3 +200,37 @@ def test_a_document_deleted_while_a_rotation_copies_it_is_not_brought_back(
     assert (report.rewrapped, report.failures) == (0, ())
     assert not rotating.exists(info.content_id)
     assert leftovers(rotating.blobs) == []
+
+
+def test_on_s3_a_delete_racing_a_rotation_leaves_no_envelope_behind(
+    world: StoreWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """S3 has no lock; the interleaving that used to leave an envelope without content:
+    the delete removes the envelope just before the rotation writes its re-wrapped one,
+    and the content only after the rotation checked the content was there. The rotation's
+    write is conditional on the envelope still existing, so it writes nothing."""
+    if world.backend != "s3":
+        pytest.skip("the local store locks instead (tests above)")
+    info = world.content().put(b"court order")
+    create_master_key(world.keys_dir, now=datetime.now(UTC))
+    rotating = world.content()
+    blobs = rotating.blobs
+    env_full = blobs.full_key(envelope_key(info.content_id))  # type: ignore[attr-defined]
+    client = blobs.client  # type: ignore[attr-defined]
+    real_put = client.put_object
+    deleted: list[str] = []
+
+    def put_object(**kwargs: Any) -> Any:
+        if kwargs.get("Key") == env_full and not deleted:  # a delete's first half lands
+            world.blobs().delete(envelope_key(info.content_id))
+            deleted.append("envelope")
+        return real_put(**kwargs)
+
+    monkeypatch.setattr(client, "put_object", put_object)
+    report = rotating.rewrap_all()
+    monkeypatch.undo()
+    world.blobs().delete(content_key(info.content_id))  # the delete's second half
+    assert deleted == ["envelope"]
+    assert (report.rewrapped, report.failures) == (0, ())
+    assert not world.content().exists(info.content_id)
+    assert leftovers(world.blobs()) == []

@@ -12,8 +12,24 @@ retrieve is a whole-document read (every chunk's tag and the SHA-1 checked).
 "Raw" writes the same bytes to a new file in the same folder and makes it
 durable the way a publish is (fsync the file, then its folder: without the
 folder's fsync a crash can lose a new file's name), and reads them back; "raw,
-file fsync only" (not crash-safe for a new file) is shown beside it. Before every read pass the files are dropped from the page
-cache (posix_fadvise DONTNEED), so both reads come from the disk, not memory.
+file fsync only" (not crash-safe for a new file) is shown beside it.
+
+Page-cache state, the same for both sides: every write goes to a new file (ours
+through a staged file renamed into place), with nothing of it cached before.
+Before the read pass every file of the round, raw and ours, is fsynced and
+dropped from the page cache (posix_fadvise DONTNEED), so both reads come from
+the disk, not memory; the kernel's read-ahead (the device's read_ahead_kb) is
+the same for both, and ours also asks for 8 MiB ahead. What the host caches
+beneath a virtual disk is not controlled, for either side. Documents are
+written raw and published back to back in alternating order, and read back
+likewise, so each pair meets the same disk and load.
+
+Besides the ratio of the summed speeds, each row shows the median over document
+pairs of raw time / our time (less swayed by another process's burst landing
+on one side), and the CPU time per MB of each side (all threads of this
+process): ours is mostly SHA-1, AES-GCM and copies, the raw read almost none,
+so on a loaded machine our share of the cores, not the disk, sets our speed.
+The load average is printed at the start and the end.
 
 Peak memory is the peak RSS of a fresh process that publishes then retrieves
 one document of --memory-mb, with the process's RSS after start-up shown
@@ -103,6 +119,9 @@ def new_store(folder: Path) -> ContentStore:
     return ContentStore(LocalBlobStore(folder / "store"), Keyring.of(key), max_bytes=8 * 1024**3)
 
 
+NAMES = ("publish", "raw_write", "retrieve", "raw_read", "raw_plain")
+
+
 @dataclass
 class Row:
     label: str
@@ -111,15 +130,30 @@ class Row:
     retrieve: float
     raw_read: float
     raw_plain: float
+    paired_publish: float
+    """Median over documents of raw durable write time / publish time."""
+    paired_retrieve: float
+    """Median over documents of raw read time / retrieve time."""
+    cpu: dict[str, float]
+    """Process CPU milliseconds per MB, each side."""
 
 
-def one_round(work: Path, size: int, count: int, flip: int) -> dict[str, float]:
-    """Seconds spent by each side on ``count`` documents of ``size`` bytes."""
+@dataclass
+class Round:
+    seconds: dict[str, float]
+    cpu: dict[str, float]
+    each: dict[str, list[float]]
+    """Seconds per document, in document order."""
+
+
+def one_round(work: Path, size: int, count: int, flip: int) -> Round:
+    """Seconds (wall and CPU) spent by each side on ``count`` documents of ``size`` bytes."""
     raw = work / "raw"
     raw.mkdir(parents=True)
     store = new_store(work)
-    seconds = {"publish": 0.0, "raw_write": 0.0, "retrieve": 0.0, "raw_read": 0.0,
-               "raw_plain": 0.0}
+    seconds = dict.fromkeys(NAMES, 0.0)
+    cpu = dict.fromkeys(NAMES, 0.0)
+    each: dict[str, list[float]] = {name: [] for name in NAMES}
     ids: list[str] = []
 
     def publish(i: int) -> None:
@@ -145,10 +179,13 @@ def one_round(work: Path, size: int, count: int, flip: int) -> dict[str, float]:
             evict(work)
         for i in range(count):
             for name, action in pair if (i + flip) % 2 else reversed(pair):
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 action(i)
-                seconds[name] += time.perf_counter() - start
-    return seconds
+                spent = time.perf_counter() - start
+                cpu[name] += time.process_time() - start_cpu
+                seconds[name] += spent
+                each[name].append(spent)
+    return Round(seconds, cpu, each)
 
 
 def measure(folder: Path, size: int, count: int, rounds: int) -> Row:
@@ -158,23 +195,25 @@ def measure(folder: Path, size: int, count: int, rounds: int) -> Row:
     and read back likewise, so both sides of a ratio meet the same disk and load.
     The median over rounds is shown.
     """
-    speeds: dict[str, list[float]] = {
-        "publish": [],
-        "raw_write": [],
-        "retrieve": [],
-        "raw_read": [],
-        "raw_plain": [],
-    }
+    speeds: dict[str, list[float]] = {name: [] for name in NAMES}
+    cpu = dict.fromkeys(NAMES, 0.0)
+    pairs: dict[str, list[float]] = {"publish": [], "retrieve": []}
     for round_no in range(rounds):
         work = folder / f"round-{size}-{round_no}"
-        seconds = one_round(work, size, count, round_no)
+        result = one_round(work, size, count, round_no)
         shutil.rmtree(work)
-        for name, spent in seconds.items():
+        for name, spent in result.seconds.items():
             speeds[name].append(size * count / MB / spent)
+            cpu[name] += result.cpu[name]
+        for ours, raw in (("publish", "raw_write"), ("retrieve", "raw_read")):
+            pairs[ours] += [r / o for r, o in zip(result.each[raw], result.each[ours], strict=True)]
+    megabytes = size * count * rounds / MB
     return Row(
         f"{size / MB:g} MB x {count}",
-        *(statistics.median(speeds[k])
-          for k in ("publish", "raw_write", "retrieve", "raw_read", "raw_plain")),
+        *(statistics.median(speeds[k]) for k in NAMES),
+        statistics.median(pairs["publish"]),
+        statistics.median(pairs["retrieve"]),
+        {name: 1000 * spent / megabytes for name, spent in cpu.items()},
     )
 
 
@@ -266,6 +305,14 @@ def main() -> None:
             )
         print("goal: ratio >= 50% (publish vs raw write, retrieve vs raw read)")
         for r in rows:
+            print(f"  {r.label}: median over document pairs: publish {r.paired_publish:.0%}, "
+                  f"retrieve {r.paired_retrieve:.0%}")
+        print("CPU ms per MB (all threads):")
+        for r in rows:
+            c = r.cpu
+            print(f"  {r.label}: publish {c['publish']:.2f} (raw write {c['raw_write']:.2f}), "
+                  f"retrieve {c['retrieve']:.2f} (raw read {c['raw_read']:.2f})")
+        for r in rows:
             print(f"  {r.label}: raw write with the file fsync only {r.raw_plain:.0f} MB/s "
                   f"(publish is {r.publish / r.raw_plain:.0%} of it)")
         print()
@@ -276,6 +323,7 @@ def main() -> None:
             print(f"  after start-up   {figures['start']:6.0f} MB")
             print(f"  publish          {figures['publish']:6.0f} MB")
             print(f"  publish+retrieve {figures['retrieve']:6.0f} MB")
+        print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -184,6 +184,12 @@ class RewritableStaging(Protocol):
         """Overwrite bytes of a sealed upload durably; ``UploadNotFound`` if it is gone."""
         ...
 
+    def replace_existing(self, key: str, upload_id: str) -> bool:
+        """Complete a sealed upload over ``key`` only if a blob is still there, atomically
+        with respect to ``delete`` (a rotation never brings a deleted blob back); False
+        if it is gone (the upload is discarded)."""
+        ...
+
 
 class BlobStore(Protocol):
     """Named blobs with atomic, staged writes and ranged, streamed reads."""

@@ -431,11 +431,8 @@ class ContentStore:
                     if self._rewrite_document(content_id, rewrap(env, self.keyring)):
                         rewrapped += 1
                     continue
-                self.blobs.put(envelope_key(content_id), rewrap(env, self.keyring).to_bytes())
-                if not self.blobs.exists(content_key(content_id)):  # deleted meanwhile
-                    self.blobs.delete(envelope_key(content_id))
-                    continue
-                rewrapped += 1
+                if self._replace_envelope(content_id, rewrap(env, self.keyring)):
+                    rewrapped += 1
             except (MasterKeyError, ContentIntegrityError, ContentNotFound) as exc:
                 failures.append(Problem(str(exc).splitlines()[0], content_id))
         return RewrapReport(rewrapped, current, tuple(failures))
@@ -528,14 +525,43 @@ class ContentStore:
                 raise ContentIntegrityError(
                     content_id, "length", f"stored {stored - HEADER_BYTES} bytes, expected "
                     f"{env.layout.stored_size}")
-            if not self.blobs.exists(key):  # deleted while copying: do not bring it back
-                upload.abort()
-                return False
-            self.blobs.complete_upload(key, upload.upload_id)
-            return True
+            assert isinstance(self.blobs, RewritableStaging)
+            # Renamed over the document only if it still exists, checked under its lock
+            # (``delete`` takes it too): a delete during the copy, or at the same moment
+            # as the rename, is never undone.
+            return self.blobs.replace_existing(key, upload.upload_id)
         except BaseException:
             upload.abort()
             raise
+
+    def _replace_envelope(self, content_id: str, env: Envelope) -> bool:
+        """Store a re-wrapped envelope of a pair; False if the document was deleted
+        meanwhile. On the local store the new envelope replaces the old only if it still
+        exists, under its lock (``delete`` removes the envelope first, under the same
+        lock), so a deleted document is never brought back. On S3 the envelope is put
+        only if it is still there (a conditional PutObject, ``If-Match`` its ETag; ADR
+        0502, third amendment), and dropped again if the content is gone (for a server
+        that ignores the condition)."""
+        env_key = envelope_key(content_id)
+        if isinstance(self.blobs, RewritableStaging):
+            upload = self.blobs.start_upload(env_key)
+            try:
+                upload.write(env.to_bytes())
+                upload.seal()
+                return self.blobs.replace_existing(env_key, upload.upload_id)
+            except BaseException:
+                upload.abort()
+                raise
+        put_if_present = getattr(self.blobs, "put_if_present", None)
+        if put_if_present is not None:
+            if not put_if_present(env_key, env.to_bytes()):
+                return False  # deleted meanwhile
+        else:
+            self.blobs.put(env_key, env.to_bytes())
+        if not self.blobs.exists(content_key(content_id)):  # deleted meanwhile
+            self.blobs.delete(env_key)
+            return False
+        return True
 
     def _check_id(self, content_id: str, error: type[ContentNotFound] | type[StagingGone]) -> str:
         if not _ID.fullmatch(content_id):

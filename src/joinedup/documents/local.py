@@ -11,12 +11,19 @@ durable; a sealed but uncompleted upload has durable bytes but its folder is
 not fsynced (one fsync fewer per publish), so a crash may lose it, and its
 completion then fails with ``UploadNotFound``: nothing had been acknowledged.
 Files are 0600 in 0700 folders.
+
+``delete`` and ``replace_existing`` (a rotation's copy renamed over a document)
+lock the file they act on (``flock``, exclusive) and check, once locked, that
+its name still names it: a rotation never renames its copy over a document
+deleted meanwhile, and a delete that waited for a rotation removes the copy
+(ADR 0502, third amendment). Readers take no lock.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import os
 import secrets
 from collections.abc import Callable, Iterator, Sequence
@@ -72,6 +79,33 @@ def fsync_all(pool: Executor, paths: Sequence[Path], files: Sequence[int] = ()) 
         first = first or error
     if first is not None:
         raise first
+
+
+@contextlib.contextmanager
+def _holding(path: Path) -> Iterator[bool]:
+    """Lock the file ``path`` names (``flock``, exclusive) and yield whether, once locked,
+    the path still names it (False: there is no such file). If the name was moved to
+    another file meanwhile (a rotation's copy renamed over it), that file is locked
+    instead. The lock is released on leaving (closing the descriptor)."""
+    while True:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except (FileNotFoundError, NotADirectoryError):
+            yield False
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            held = os.fstat(fd)
+            try:
+                named = os.stat(path)
+            except (FileNotFoundError, NotADirectoryError):
+                yield False
+                return
+            if (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino):
+                yield True
+                return
+        finally:
+            os.close(fd)
 
 
 def _mtime(stat: os.stat_result) -> datetime:
@@ -290,7 +324,10 @@ class LocalBlobStore:
                 os.close(fd)
 
     def delete(self, key: str) -> None:
-        self.path_for(key).unlink(missing_ok=True)
+        path = self.path_for(key)
+        with _holding(path) as present:  # waits for a rotation's rename over it, if any
+            if present:
+                path.unlink(missing_ok=True)
 
     def exists(self, key: str) -> bool:
         return self.path_for(key).is_file()
@@ -351,6 +388,24 @@ class LocalBlobStore:
                 raise UploadNotFound(f"no upload {upload_id} for {key}") from None
         fsync_all(self._pool, sorted({dest.parent for _, dest, _, _ in moves} | created))
         return [self.stat(key) for _, _, key, _ in moves]
+
+    def replace_existing(self, key: str, upload_id: str) -> bool:
+        """Complete a sealed upload over the blob ``key`` only if that blob still exists
+        (atomically with respect to ``delete``): the rename and the check happen under
+        the blob's lock. False (and the upload discarded) if it is gone; ``UploadNotFound``
+        if the upload is."""
+        part = self._part_path(key, upload_id)
+        dest = self.path_for(key)
+        with _holding(dest) as present:
+            if not present:
+                part.unlink(missing_ok=True)
+                return False
+            try:
+                os.replace(part, dest)
+            except FileNotFoundError:
+                raise UploadNotFound(f"no upload {upload_id} for {key}") from None
+        _fsync_dir(dest.parent)
+        return True
 
     def rewrite_staged(self, key: str, upload_id: str, offset: int, data: bytes) -> None:
         """Overwrite bytes of a sealed, not yet completed upload, durably (for a header

@@ -39,6 +39,7 @@ from joinedup.documents.blobs import (
 from joinedup.documents.config import S3Config
 
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+_CHANGED = {"412", "PreconditionFailed", "409", "ConditionalRequestConflict"}
 
 
 def _code(exc: ClientError) -> str:
@@ -211,6 +212,25 @@ class S3BlobStore:
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self.full_key(key))
+
+    def put_if_present(self, key: str, data: bytes, attempts: int = 3) -> bool:
+        """Replace the object ``key`` with ``data`` only while it still exists, atomically
+        (a conditional PutObject, ``If-Match`` its current ETag): False if it is gone, so
+        a deleted object is never written back. Retried if it changed in between (another
+        writer); ``PreconditionFailed`` every time also gives False."""
+        full = self.full_key(key)
+        for _ in range(attempts):
+            try:
+                etag = self.client.head_object(Bucket=self.bucket, Key=full)["ETag"]
+                self.client.put_object(Bucket=self.bucket, Key=full, Body=data, IfMatch=etag)
+            except ClientError as exc:
+                if _code(exc) in _NOT_FOUND:
+                    return False
+                if _code(exc) in _CHANGED:
+                    continue
+                raise
+            return True
+        return False
 
     def exists(self, key: str) -> bool:
         try:

@@ -6,17 +6,21 @@ document is copied under its new header, its chunks byte for byte the same."""
 from __future__ import annotations
 
 import os
+import threading
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from joinedup.documents.blobs import read_exact
 from joinedup.documents.content import CONTENT_PREFIX
 from joinedup.documents.envelope import HEADER_BYTES
-from joinedup.documents.errors import MasterKeyError
+from joinedup.documents.errors import ContentNotFound, MasterKeyError
 from joinedup.documents.keyring import KEY_SUFFIX, Keyring, create_master_key
-from joinedup.documents.keys import DOCUMENT_SUFFIX
-from tests.integration.documents.conftest import CHUNK, StoreWorld
+from joinedup.documents.keys import DOCUMENT_SUFFIX, content_key, document_key, envelope_key
+from tests.integration.documents.conftest import CHUNK, StoreWorld, leftovers
 
 
 def _all_content(world: StoreWorld) -> dict[str, bytes]:
@@ -113,3 +117,120 @@ def test_local_documents_written_as_pairs_are_read_rotated_and_deleted(world: St
     assert not store.exists(old.content_id)
     assert not store.exists(new.content_id)
     assert [s.key for s in store.blobs.iter_blobs("")] == []
+
+
+def _blocked_on_lock(path: Path) -> bool:
+    """Whether some thread waits for a ``flock`` on the file ``path`` names (/proc/locks
+    lists a waiter as ``N: -> FLOCK ... <major>:<minor>:<inode> ...``)."""
+    inode = os.stat(path).st_ino
+    with open("/proc/locks") as locks:
+        return any(
+            fields[1] == "->" and fields[6].rpartition(":")[2] == str(inode)
+            for fields in (line.split() for line in locks) if len(fields) > 6)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/locks"), reason="needs Linux's /proc/locks")
+def test_a_delete_at_the_moment_a_rotation_renames_its_copy_stays_deleted(
+    world: StoreWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race: a rotation copies a document under its new key and renames the copy over
+    it; a delete landing between the rotation's last check and that rename would be
+    undone (the copy brings the document back). Here the delete is started (from another
+    store object, as another process would) exactly then, and the rename waits until the
+    delete has either finished or is waiting for the document's lock."""
+    if world.backend != "local":
+        pytest.skip("S3 has no lock: its conditional write is tested below")
+    info = world.content().put(b"child protection conference minutes")
+    create_master_key(world.keys_dir, now=datetime.now(UTC))
+    rotating = world.content()
+    target = (rotating.blobs.path_for(document_key(info.content_id)) if world.layout == "document"
+              else rotating.blobs.path_for(envelope_key(info.content_id)))  # type: ignore[attr-defined]
+    real_replace = os.replace
+    deleter: list[threading.Thread] = []
+
+    def replace(src: str | Path, dst: str | Path) -> None:
+        if Path(dst) == target and not deleter:
+            thread = threading.Thread(target=world.content().delete, args=(info.content_id,))
+            deleter.append(thread)
+            thread.start()
+            for _ in range(2000):  # until the delete is done or waits for the lock
+                if not thread.is_alive() or _blocked_on_lock(target):
+                    break
+                time.sleep(0.005)
+            else:
+                pytest.fail("the delete neither finished nor waited for the lock")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    report = rotating.rewrap_all()
+    monkeypatch.undo()
+    assert deleter, "the rotation never renamed a copy over the document"
+    deleter[0].join()
+    assert report.failures == ()
+    assert not rotating.exists(info.content_id)
+    assert not world.content().exists(info.content_id)
+    with pytest.raises(ContentNotFound):
+        world.content().open(info.content_id)
+    assert [s.key for s in rotating.blobs.iter_blobs("")] == []
+
+
+def test_a_document_deleted_while_a_rotation_copies_it_is_not_brought_back(
+    world: StoreWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The delete wins the lock: the rotation finds the document gone and drops its copy."""
+    if world.backend != "local":
+        pytest.skip("S3 has no lock: its conditional write is tested below")
+    info = world.content().put(b"safeguarding referral")
+    create_master_key(world.keys_dir, now=datetime.now(UTC))
+    rotating = world.content()
+    target = (rotating.blobs.path_for(document_key(info.content_id)) if world.layout == "document"
+              else rotating.blobs.path_for(envelope_key(info.content_id)))  # type: ignore[attr-defined]
+    real_fsync = os.fsync
+    done: list[bool] = []
+
+    def fsync(fd: int) -> None:  # the rotation's copy is sealed: delete before its rename
+        real_fsync(fd)
+        if not done and target.exists() and os.fstat(fd).st_ino != os.stat(target).st_ino:
+            done.append(world.content().delete(info.content_id))
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    report = rotating.rewrap_all()
+    monkeypatch.undo()
+    assert done == [True]
+    assert (report.rewrapped, report.failures) == (0, ())
+    assert not rotating.exists(info.content_id)
+    assert leftovers(rotating.blobs) == []
+
+
+def test_on_s3_a_delete_racing_a_rotation_leaves_no_envelope_behind(
+    world: StoreWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """S3 has no lock; the interleaving that used to leave an envelope without content:
+    the delete removes the envelope just before the rotation writes its re-wrapped one,
+    and the content only after the rotation checked the content was there. The rotation's
+    write is conditional on the envelope still existing, so it writes nothing."""
+    if world.backend != "s3":
+        pytest.skip("the local store locks instead (tests above)")
+    info = world.content().put(b"court order")
+    create_master_key(world.keys_dir, now=datetime.now(UTC))
+    rotating = world.content()
+    blobs = rotating.blobs
+    env_full = blobs.full_key(envelope_key(info.content_id))  # type: ignore[attr-defined]
+    client = blobs.client  # type: ignore[attr-defined]
+    real_put = client.put_object
+    deleted: list[str] = []
+
+    def put_object(**kwargs: Any) -> Any:
+        if kwargs.get("Key") == env_full and not deleted:  # a delete's first half lands
+            world.blobs().delete(envelope_key(info.content_id))
+            deleted.append("envelope")
+        return real_put(**kwargs)
+
+    monkeypatch.setattr(client, "put_object", put_object)
+    report = rotating.rewrap_all()
+    monkeypatch.undo()
+    world.blobs().delete(content_key(info.content_id))  # the delete's second half
+    assert deleted == ["envelope"]
+    assert (report.rewrapped, report.failures) == (0, ())
+    assert not world.content().exists(info.content_id)
+    assert leftovers(world.blobs()) == []

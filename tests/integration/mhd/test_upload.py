@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import structlog
 from fastapi.testclient import TestClient
 
 from joinedup.api.app import create_app
@@ -157,3 +158,50 @@ def test_a_64_mib_upload_over_http_stays_in_flat_memory(world: World) -> None:
     assert r.status_code == 201, r.text
     assert r.headers["etag"] == f'"{digest.hexdigest()}"'
     assert peak < 16 * MIB, f"the upload peaked at {peak / MIB:.1f} MiB"
+
+
+def test_tampered_content_over_http_is_cut_short_before_the_bad_chunk(world: World) -> None:
+    """Retrieve (ITI-68) from a real server of a document whose last chunk was altered
+    on disk: the headers and the verified chunks go out, the altered chunk never does,
+    and the response ends short of its Content-Length (the client cannot take it as
+    whole). The content streams in batches of pieces per thread-pool trip: none of
+    them may be one the reader did not release."""
+    data = os.urandom(3 * MIB + 5)  # four chunks; the last is five bytes
+    saved = structlog.get_config()
+    # the server logs the integrity error; structlog's default (tests configure none)
+    # renders it as a rich traceback with every frame's locals, which takes half a minute
+    structlog.configure(processors=[structlog.processors.format_exc_info,
+                                    structlog.processors.JSONRenderer()])
+    try:
+        received = _retrieve_tampered(world, data)
+    finally:
+        structlog.configure(**saved)
+    assert len(received) < len(data)
+    assert len(received) <= 3 * MIB  # the first three chunks at most, never the fourth
+    assert bytes(received) == data[: len(received)]
+
+
+def _retrieve_tampered(world: World, data: bytes) -> bytearray:
+    with serving(create_app(world.svc), free_port(), lifespan="on") as url:
+        r = httpx.post(f"{url}/fhir/Binary", content=data, timeout=60,
+                       headers={**world.publisher, "Content-Type": "application/pdf"})
+        assert r.status_code == 201, r.text
+        content_id = r.json()["id"]
+        published = httpx.post(f"{url}/fhir", json=_referencing(data, content_id),
+                               headers=world.publisher, timeout=60)
+        assert published.status_code == 200, published.text
+        [doc] = [p for p in stored_files(world) if p.name.startswith(content_id)]
+        raw = bytearray(doc.read_bytes())
+        raw[-(5 + 16)] ^= 0x01  # a byte of the last chunk's ciphertext
+        doc.write_bytes(bytes(raw))
+        received = bytearray()
+        with httpx.stream("GET", f"{url}/fhir/Binary/{content_id}", headers=world.insider,
+                          timeout=60) as response:
+            assert response.status_code == 200
+            assert response.headers["content-length"] == str(len(data))
+            try:
+                for piece in response.iter_raw():
+                    received += piece
+            except httpx.RemoteProtocolError:
+                pass  # the server closed the connection before the declared length
+    return received

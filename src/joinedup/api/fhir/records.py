@@ -26,6 +26,7 @@ cannot take the event the request fails with 503 and nothing is served.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -34,8 +35,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from joinedup.access.decisions import Action
+from joinedup.access.decisions import Action, Decision
 from joinedup.access.minimise import AsStored
+from joinedup.access.read_cache import Answer
 from joinedup.access.service import (
     AccessService,
     PersonAccess,
@@ -145,10 +147,23 @@ def _bundle(
 
 @everything_router.get("/Patient/{id}/$everything", summary="The person's joined-up record")
 async def everything(id: str, request: Request, token: Token, svc: Svc) -> Response:
-    """The database work runs in one threadpool call on one connection; the wait
-    for the audit commit holds no thread (``append_async``)."""
+    """The database work (none, when the worker's read cache holds the person) runs in
+    one threadpool call on one connection; the wait for the audit commit holds no
+    thread (``append_async``)."""
     served = _served(token, request, AuditAction.RECORD_READ, f"Patient/{id}/$everything")
-    entries = await run_in_threadpool(_everything_entries, svc, token, id, served, _base(request))
+    base = _base(request)
+    found = await run_in_threadpool(
+        svc.access.everything, token, id, lambda a, f: _everything_answer(a, f, base), base)
+    entries: tuple[bytes, ...] = ()
+    if found is not None:
+        person_id, answer = found
+        served.considered.add(person_id)
+        if answer.resources:
+            entries = answer.entries
+            served.persons.add(person_id)
+            served.resources.extend(answer.resources)
+            served.decisions.update(answer.decisions)
+            served.redacted += answer.redacted
     await svc.audit.append_async(served.events())
     if not entries:  # nothing to see: the same answer as an unknown id
         raise _not_found("Patient", id)
@@ -161,35 +176,31 @@ async def everything(id: str, request: Request, token: Token, svc: Svc) -> Respo
 _EMPTY_ENTRIES = b',"entry":[]}'
 
 
-def _everything_entries(
-    svc: Services, token: AccessToken, id: str, served: Served, base: str
-) -> list[bytes]:
-    """The Bundle entries as JSON text. A resource served as it is stored is its
-    stored text (no parse-copy-dump); a minimised one is dumped afresh."""
-    with svc.records.read_connection() as conn:
-        access = svc.access.for_patient_on(conn, token, id, Action.READ)
-        if access is None:
-            return []
-        served.considered.add(access.person_id)
-        found = svc.records.by_subject_on(
-            conn, access.patient_ids, where=access.visible_rows(),
-            shared_where=access.visible is not None,
-        )
+def _everything_answer(
+    access: PersonAccess, found: Sequence[StoredResource], base: str
+) -> Answer:
+    """The Bundle entries as JSON text, and what the audit event lists of them. A
+    resource served as it is stored is its stored text (no parse-copy-dump); a
+    minimised one is dumped afresh."""
     entries: list[bytes] = []
+    resources: list[str] = []
+    decisions: dict[tuple[str, str, str], Decision] = {}
+    redacted = 0
     for stored in found:
         plan = access.serve_plan(stored)
         if plan is None:
             continue
-        if isinstance(plan, AsStored):
-            served.add(access, stored, stored.resource)
-            resource = stored.body.encode()
-        else:
-            served.add(access, stored, plan)
-            resource = orjson.dumps(plan)
+        resource = stored.body.encode() if isinstance(plan, AsStored) else orjson.dumps(plan)
+        # what Served.add lists: the reference and the decision that served it
+        resources.append(stored.reference)
+        decision = access.decisions_for(stored)
+        decisions[(stored.org_code, stored.category, stored.sensitivity)] = decision
+        if not decision.permitted:
+            redacted += 1
         url = orjson.dumps(f"{base}/{stored.resource_type}/{stored.id}")
         entries.append(b"".join((b'{"fullUrl":', url, b',"resource":', resource,
                                  b',"search":{"mode":"match"}}')))
-    return entries
+    return Answer(tuple(entries), tuple(resources), decisions, redacted)
 
 
 @router.get("/{type}/{id}", summary="Read a resource")

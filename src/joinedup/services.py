@@ -18,6 +18,7 @@ from joinedup.config import Settings
 from joinedup.documents.config import DocumentStoreConfig, S3Config
 from joinedup.documents.registry import DocumentRegistry
 from joinedup.documents.stores import open_content_store
+from joinedup.logs import get_logger
 from joinedup.orgs.registry import Registry
 from joinedup.people.index import PersonIndex
 from joinedup.people.matcher import matcher_from_file
@@ -60,6 +61,9 @@ class Services:
         """Commit queued audit events and sign a final checkpoint, then drop connections."""
         if self.changes is not None:
             self.changes.stop()
+            cache = self.access.read_cache
+            if cache is not None and (cache.hits or cache.misses):
+                get_logger("joinedup.read_cache").info("read cache", **cache.stats())
         if self.unwatch is not None:
             self.unwatch()
         self.audit.close()

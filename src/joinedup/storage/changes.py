@@ -16,7 +16,6 @@ pool (after the commit), so a caller that wrote and then reads sees its write.
 from __future__ import annotations
 
 import contextlib
-import logging
 import re
 import threading
 import uuid
@@ -26,7 +25,9 @@ from typing import Any, Protocol
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import URL
 
-log = logging.getLogger(__name__)
+from joinedup.logs import get_logger
+
+log = get_logger("joinedup.read_cache")
 
 CHANNEL = "joinedup_read_cache"
 EVERYTHING = "*"
@@ -129,7 +130,7 @@ class ChangeListener:
                     self._listen(conn)
             except Exception as exc:  # any failure: notifications may be lost
                 if not self._stop.is_set():
-                    log.warning("read cache listener lost its connection: %s", type(exc).__name__)
+                    log.warning("read cache listener lost its connection", error=type(exc).__name__)
             finally:
                 self._conn = None
                 self._sink.listening(False)

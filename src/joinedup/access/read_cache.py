@@ -180,17 +180,25 @@ class ReadCache:
             return None
         return self._seq
 
-    def get(self, patient_id: str) -> PersonEntry | None:
+    def get(self, patient_id: str, *, count: bool = True) -> PersonEntry | None:
+        """``count``: add to the hit or miss count (a probe that may fall back to a
+        counted :meth:`get` does not)."""
         if not self._online:
             return None
         with self._lock:
             entry = self._entries.get(patient_id)
             if entry is not None:
                 self._entries.move_to_end(patient_id)
-                self.hits += 1
-            else:
-                self.misses += 1
+            if count:
+                if entry is not None:
+                    self.hits += 1
+                else:
+                    self.misses += 1
             return entry
+
+    def hit(self) -> None:
+        with self._lock:
+            self.hits += 1
 
     def _fresh(self, ticket: int | None, keys: Iterable[str]) -> bool:
         """Nothing these keys depend on changed since ``ticket`` (call under the lock)."""

@@ -180,6 +180,11 @@ class PersonAccess:
         return serve_plan(stored.resource, lambda c, s: self.decisions.decision(owner, c, s))
 
 
+def _still_valid(context: RequesterContext, today: date, now: datetime) -> bool:
+    """A kept requester context stands on its day, until its first declaration expires."""
+    return context.today == today and (context.until is None or now < context.until)
+
+
 def _rows_key(access: PersonAccess) -> Hashable:
     """The rows a person's decisions let through, as a value (for keeping the records
     read with them when the decision table is not a shared one)."""
@@ -396,8 +401,7 @@ class AccessService:
             who = Who(token.org, practitioner, token.team)
             context = entry.contexts.get(who)
             now = datetime.now(UTC)
-            if (context is None or context.today != point.today
-                    or (context.until is not None and context.until <= now)):
+            if context is None or not _still_valid(context, point.today, now):
                 consents, declared, until = person_context(
                     conn(), entry.person_id, entry.patients, org=token.org,
                     practitioner=practitioner, today=point.today, now=now,
@@ -433,6 +437,39 @@ class AccessService:
         if visible is not None:
             cache.add_answer(ticket, entry, (visible, answer_key), served)
         return entry.person_id, served
+
+    def everything_in_memory(
+        self, token: AccessToken, patient_id: str, answer_key: Hashable
+    ) -> tuple[str, Answer] | None:
+        """:meth:`everything` when the read cache holds the whole answer for this
+        requester (no I/O: cheap enough for the event loop), else None (ask
+        :meth:`everything`). Decides afresh either way."""
+        cache = self.read_cache
+        if cache is None:
+            return None
+        entry = cache.get(patient_id, count=False)
+        if entry is None:
+            return None
+        practitioner, role = requester_identity(token)
+        point = self.point()
+        context = entry.contexts.get(Who(token.org, practitioner, token.team))
+        if context is None or not _still_valid(context, point.today, datetime.now(UTC)):
+            return None
+        requester = requester_for(
+            org=token.org, practitioner=practitioner, role=role, purpose=token.purpose,
+            person=entry.person_id, reason=token.reason, action=Action.READ,
+        )
+        access = self._person_access(
+            point, requester, entry.person_id, entry.patients, context.consents,
+            context.relationships,
+        )
+        if access.visible is None:
+            return None
+        kept = entry.answers.get((access.visible, answer_key))
+        if kept is None:
+            return None
+        cache.hit()
+        return entry.person_id, kept
 
     def _everything_uncached(
         self,

@@ -331,7 +331,11 @@ def test_cached_answers_equal_fresh_ones_over_random_writes(
             for _read in range(3):
                 headers = rng.choice(readers)
                 asked = rng.choice(patients)
-                assert _cached(demo, asked, headers) == _fresh(demo, asked, headers)
+                fresh = _fresh(demo, asked, headers)
+                assert _cached(demo, asked, headers) == fresh
+                in_memory = demo.svc.access.everything_in_memory(
+                    _token(demo, headers), asked, BASE)
+                assert in_memory is None or in_memory == fresh
     finally:
         for sql, params in reversed(undo):
             _write(other, sql, **params)

@@ -147,13 +147,15 @@ def _bundle(
 
 @everything_router.get("/Patient/{id}/$everything", summary="The person's joined-up record")
 async def everything(id: str, request: Request, token: Token, svc: Svc) -> Response:
-    """The database work (none, when the worker's read cache holds the person) runs in
-    one threadpool call on one connection; the wait for the audit commit holds no
-    thread (``append_async``)."""
+    """An answer the worker's read cache holds whole is decided in the event loop (no
+    I/O); otherwise the database work runs in one threadpool call on one connection.
+    The wait for the audit commit holds no thread (``append_async``)."""
     served = _served(token, request, AuditAction.RECORD_READ, f"Patient/{id}/$everything")
     base = _base(request)
-    found = await run_in_threadpool(
-        svc.access.everything, token, id, lambda a, f: _everything_answer(a, f, base), base)
+    found = svc.access.everything_in_memory(token, id, base)  # the read cache: no I/O
+    if found is None:
+        found = await run_in_threadpool(
+            svc.access.everything, token, id, lambda a, f: _everything_answer(a, f, base), base)
     entries: tuple[bytes, ...] = ()
     if found is not None:
         person_id, answer = found

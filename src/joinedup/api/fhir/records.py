@@ -45,7 +45,7 @@ from joinedup.access.service import (
     requester_identity,
     union_filter,
 )
-from joinedup.api.deps import Token, require, services
+from joinedup.api.deps import BEARER_OPENAPI, Token, authenticated_for, require, services
 from joinedup.audit.events import AuditAction
 from joinedup.auth.permissions import Permission
 from joinedup.auth.tokens import AccessToken
@@ -64,7 +64,7 @@ async def _practitioner(token: Token) -> None:
 
 _READER = [Depends(require(Permission.RECORDS_READ)), Depends(_practitioner)]
 router = APIRouter(tags=["fhir: records"], dependencies=_READER)
-everything_router = APIRouter(tags=["fhir: records"], dependencies=_READER)
+everything_router = APIRouter(tags=["fhir: records"])
 """``Patient/$everything`` alone: the application matches it before every other route
 (``joinedup.api.fhir.first``), since FastAPI tries routes one by one, nested routers
 included, and reaching it after the admin and other FHIR routes cost more CPU than
@@ -145,11 +145,18 @@ def _bundle(
     }
 
 
-@everything_router.get("/Patient/{id}/$everything", summary="The person's joined-up record")
-async def everything(id: str, request: Request, token: Token, svc: Svc) -> Response:
+ReaderToken = Annotated[
+    AccessToken, Depends(authenticated_for(Permission.RECORDS_READ, requester_identity))]
+"""The token, authenticated and checked as ``_READER`` checks it, in one dependency."""
+
+
+@everything_router.get("/Patient/{id}/$everything", summary="The person's joined-up record",
+                       openapi_extra=BEARER_OPENAPI)
+async def everything(id: str, request: Request, token: ReaderToken) -> Response:
     """An answer the worker's read cache holds whole is decided in the event loop (no
     I/O); otherwise the database work runs in one threadpool call on one connection.
     The wait for the audit commit holds no thread (``append_async``)."""
+    svc: Services = request.app.state.services
     served = _served(token, request, AuditAction.RECORD_READ, f"Patient/{id}/$everything")
     base = _base(request)
     found = svc.access.everything_in_memory(token, id, base)  # the read cache: no I/O

@@ -18,9 +18,16 @@ What it does, in one run:
 3. for each worker count: serves the bare endpoint, then joinedup, and loads
    each with ``wrk`` (a separate process, loopback only) at each concurrency
    level for ``--seconds``, rotating over the chosen (person, token) pairs;
-4. prints requests/s, p50 and p99 latency, the ratio, the load average before
+4. serves joinedup twice per worker count: as configured (the per-worker read
+   cache on, ADR 0102 second amendment) and with ``JOINEDUP_READ_CACHE_ENTRIES=0``
+   (``no cache``: every read goes to the database, the cold-cache / miss figure);
+   the cached run's hit rate is what the workers' caches log on shutdown. wrk
+   cycles through the chosen pairs in order (``--persons``, at most 100; 50 with
+   ``--people 1000``), so after each worker's first read of a person the rest are
+   hits: a hot-set workload, nothing written meanwhile;
+5. prints requests/s, p50 and p99 latency, the ratio, the load average before
    and after, the audit events written, and whether the audit chain verifies;
-5. drops the database.
+6. drops the database.
 
     .venv/bin/python benchmarks/everything_http.py --people 2000 --seconds 10 --workers 1,2
 

@@ -145,18 +145,19 @@ def _bundle(
     }
 
 
-ReaderToken = Annotated[
-    AccessToken, Depends(authenticated_for(Permission.RECORDS_READ, requester_identity))]
-"""The token, authenticated and checked as ``_READER`` checks it, in one dependency."""
+EVERYTHING_READER = authenticated_for(Permission.RECORDS_READ, requester_identity)
+"""``authenticated`` and ``_READER``'s checks as the one dependency of the router that
+holds ``$everything`` (``joinedup.api.fhir.first``); the token is on ``request.state``."""
 
 
 @everything_router.get("/Patient/{id}/$everything", summary="The person's joined-up record",
                        openapi_extra=BEARER_OPENAPI)
-async def everything(id: str, request: Request, token: ReaderToken) -> Response:
+async def everything(id: str, request: Request) -> Response:
     """An answer the worker's read cache holds whole is decided in the event loop (no
     I/O); otherwise the database work runs in one threadpool call on one connection.
     The wait for the audit commit holds no thread (``append_async``)."""
     svc: Services = request.app.state.services
+    token: AccessToken = request.state.token  # set by EVERYTHING_READER
     served = _served(token, request, AuditAction.RECORD_READ, f"Patient/{id}/$everything")
     base = _base(request)
     found = svc.access.everything_in_memory(token, id, base)  # the read cache: no I/O

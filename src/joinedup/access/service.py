@@ -447,11 +447,13 @@ class AccessService:
         cache = self.read_cache
         if cache is None:
             return None
+        point = self._compiled
+        if point is None or point.today != self._today():
+            return None  # compiling reads files and the registry: not in the event loop
         entry = cache.get(patient_id, count=False)
         if entry is None:
             return None
         practitioner, role = requester_identity(token)
-        point = self.point()
         context = entry.contexts.get(Who(token.org, practitioner, token.team))
         if context is None or not _still_valid(context, point.today, datetime.now(UTC)):
             return None

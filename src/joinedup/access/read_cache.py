@@ -32,7 +32,7 @@ from datetime import date, datetime
 from typing import Any
 
 from joinedup.access.consent import PersonConsents
-from joinedup.access.decisions import Decision
+from joinedup.access.decisions import Decision, DecisionSummary
 from joinedup.access.relationships import Relationship
 from joinedup.records.store import StoredResource
 
@@ -66,6 +66,8 @@ class Answer:
     resources: tuple[str, ...]
     decisions: dict[tuple[str, str, str], Decision]
     redacted: int
+    summary: DecisionSummary
+    """``summarise(decisions)``, computed once for every request the answer serves."""
 
 
 @dataclass(eq=False)

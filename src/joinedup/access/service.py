@@ -39,7 +39,13 @@ from sqlalchemy import (
 
 from joinedup.access.consent import PersonConsents
 from joinedup.access.consent_store import directives_and_declarations, person_context
-from joinedup.access.decisions import Action, AuditLevel, Decision, Requester
+from joinedup.access.decisions import (
+    Action,
+    Decision,
+    DecisionSummary,
+    Requester,
+    summarise,
+)
 from joinedup.access.engine import DecisionPoint, PersonDecisions
 from joinedup.access.explain import Explanation, explain
 from joinedup.access.loader import load_agreement_files
@@ -610,7 +616,6 @@ NOTHING_SERVED = "nothing-served"
 """Reason on a denial event: nothing asked for exists or is permitted (the two are
 not told apart here, as they are not to the caller)."""
 
-_LEVELS = (AuditLevel.STANDARD, AuditLevel.ELEVATED, AuditLevel.BREAK_GLASS)
 
 
 @dataclass
@@ -638,6 +643,7 @@ class Served:
         reference: str | None = None,
     ) -> None:
         """``reference``: what to list as served, if not ``Type/id`` (a version)."""
+        self.summary = None
         self.persons.add(access.person_id)
         self.resources.append(reference or stored.reference)
         decision = access.decisions_for(stored)
@@ -645,24 +651,30 @@ class Served:
         if not decision.permitted:
             self.redacted += 1
 
+    summary: DecisionSummary | None = None
+    """``decisions`` summarised, when they came whole from one answer that carries its
+    summary (``add_answer``); None: summarised when the events are built."""
+
+    def add_answer(
+        self, person_id: str, resources: Sequence[str],
+        decisions: Mapping[tuple[str, str, str], Decision], redacted: int,
+        summary: DecisionSummary,
+    ) -> None:
+        """What one prepared answer served (``summary``: ``summarise(decisions)``)."""
+        self.summary = summary if not self.decisions else None
+        self.persons.add(person_id)
+        self.resources.extend(resources)
+        self.decisions.update(decisions)
+        self.redacted += redacted
+
     def events(self) -> list[AuditEvent]:
         """The read (or the denial) and, under break-glass, the break-glass event."""
         token = self.token
         actor = Actor(token.org, token.client_id, token.practitioner, token.role)
         glass = token.purpose is Purpose.EMERGENCY
         reason = token.reason if glass else None
-        decisions = list(self.decisions.values())
-        reasons: list[str] = []
-        for d in decisions:
-            reasons += [r.value for r in d.reasons if r.value not in reasons]
-        agreements = sorted({f"{d.agreement.id}@{d.agreement.version}"
-                             for d in decisions if d.agreement is not None})
-        alerts = sorted({(d.obligations.alert.kind.value, d.obligations.alert.to_org)
-                         for d in decisions if d.permitted and d.obligations.alert is not None})
-        level = max((d.obligations.audit_level for d in decisions),
-                    key=_LEVELS.index, default=AuditLevel.STANDARD)
-        obligations = {"audit_level": level.value,
-                       "alerts": [{"kind": k, "to_org": o} for k, o in alerts]}
+        summary = self.summary or summarise(self.decisions.values())
+        reasons, agreements, obligations = summary.reasons, summary.agreements, summary.obligations
         detail = {"asked": self.asked, "agreements": agreements, "redacted": self.redacted,
                   "served": len(self.resources)}
         common: dict[str, Any] = {

@@ -35,7 +35,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from joinedup.access.decisions import Action, Decision
+from joinedup.access.decisions import Action, Decision, summarise
 from joinedup.access.minimise import AsStored
 from joinedup.access.read_cache import Answer
 from joinedup.access.service import (
@@ -170,10 +170,8 @@ async def everything(id: str, request: Request) -> Response:
         served.considered.add(person_id)
         if answer.resources:
             entries = answer.entries
-            served.persons.add(person_id)
-            served.resources.extend(answer.resources)
-            served.decisions.update(answer.decisions)
-            served.redacted += answer.redacted
+            served.add_answer(person_id, answer.resources, answer.decisions, answer.redacted,
+                              answer.summary)
     await svc.audit.append_async(served.events())
     if not entries:  # nothing to see: the same answer as an unknown id
         raise _not_found("Patient", id)
@@ -210,7 +208,8 @@ def _everything_answer(
         url = orjson.dumps(f"{base}/{stored.resource_type}/{stored.id}")
         entries.append(b"".join((b'{"fullUrl":', url, b',"resource":', resource,
                                  b',"search":{"mode":"match"}}')))
-    return Answer(tuple(entries), tuple(resources), decisions, redacted)
+    summary = summarise(decisions.values())
+    return Answer(tuple(entries), tuple(resources), decisions, redacted, summary)
 
 
 @router.get("/{type}/{id}", summary="Read a resource")

@@ -11,6 +11,7 @@ import os
 import re
 import secrets
 import time
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -67,6 +68,20 @@ class ObserveMiddleware:
         self.metrics = metrics
         self.templates = templates
         self._request_ids = _RequestIds()
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        """(counter, histogram) children per (method, route, status): ``labels()`` takes
+        a lock and builds its key on every call; routes and statuses are few."""
+
+    def _observe(self, method: str, template: str, status: int, elapsed: float) -> None:
+        key = (method, template, status)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = (
+                self.metrics.requests.labels(method, template, str(status)),
+                self.metrics.latency.labels(method, template),
+            )
+        series[0].inc()
+        series[1].observe(elapsed)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -93,8 +108,7 @@ class ObserveMiddleware:
             elapsed = time.perf_counter() - started
             template = self.templates.template(scope["path"])
             method = scope["method"]
-            self.metrics.requests.labels(method, template, str(status)).inc()
-            self.metrics.latency.labels(method, template).observe(elapsed)
+            self._observe(method, template, status, elapsed)
             log.info(
                 "request",
                 method=method,

@@ -18,9 +18,16 @@ What it does, in one run:
 3. for each worker count: serves the bare endpoint, then joinedup, and loads
    each with ``wrk`` (a separate process, loopback only) at each concurrency
    level for ``--seconds``, rotating over the chosen (person, token) pairs;
-4. prints requests/s, p50 and p99 latency, the ratio, the load average before
+4. serves joinedup twice per worker count: as configured (the per-worker read
+   cache on, ADR 0102 second amendment) and with ``JOINEDUP_READ_CACHE_ENTRIES=0``
+   (``no cache``: every read goes to the database, the cold-cache / miss figure);
+   the cached run's hit rate is what the workers' caches log on shutdown. wrk
+   cycles through the chosen pairs in order (``--persons``, at most 100; 50 with
+   ``--people 1000``), so after each worker's first read of a person the rest are
+   hits: a hot-set workload, nothing written meanwhile;
+5. prints requests/s, p50 and p99 latency, the ratio, the load average before
    and after, the audit events written, and whether the audit chain verifies;
-5. drops the database.
+6. drops the database.
 
     .venv/bin/python benchmarks/everything_http.py --people 2000 --seconds 10 --workers 1,2
 
@@ -305,6 +312,23 @@ class Server:
         self._log.close()
 
 
+def cache_counts(log: Path, since: int) -> dict[str, int]:
+    """Hits and misses the workers' read caches logged on shutdown (lines after ``since``)."""
+    total = {"hits": 0, "misses": 0}
+    with log.open("rb") as f:
+        for i, line in enumerate(f):
+            if i < since or b'"read cache"' not in line:
+                continue
+            entry = json.loads(line)
+            total["hits"] += int(entry.get("hits", 0))
+            total["misses"] += int(entry.get("misses", 0))
+    return total
+
+
+def log_lines(log: Path) -> int:
+    return sum(1 for _ in log.open("rb")) if log.exists() else 0
+
+
 def serve_joinedup(env: dict[str, str], workers: int, log: Path) -> Server:
     port = free_port()
     argv = [str(VENV_BIN / "joinedup"), "serve", "--host", "127.0.0.1", "--port", str(port),
@@ -374,6 +398,8 @@ def main() -> None:
                         help="(person, clinician) pairs to rotate over")
     parser.add_argument("--pg", default=PG_DEFAULT, help="PostgreSQL server (admin database)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument("--no-cold", action="store_true",
+                        help="skip the run with the read cache off (every read a miss)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("needs wrk: apt-get install wrk")
@@ -437,16 +463,28 @@ def main() -> None:
             finally:
                 base.stop()
                 servers.remove(base)
-            app = serve_joinedup(env, w, log)
-            servers.append(app)
-            try:
-                for c in levels:
-                    wrk(app.port, everything_file, c, 2, args.threads, script)  # warm up
-                    rows.append((w, c, "joinedup", wrk(app.port, everything_file, c,
-                                                        args.seconds, args.threads, script)))
-            finally:
-                app.stop()
-                servers.remove(app)
+            for name, extra in (("joinedup", {}),
+                                ("no cache", {"JOINEDUP_READ_CACHE_ENTRIES": "0"})):
+                if name == "no cache" and args.no_cold:
+                    continue
+                since = log_lines(log)
+                app = serve_joinedup({**env, **extra}, w, log)
+                servers.append(app)
+                try:
+                    for c in levels:
+                        wrk(app.port, everything_file, c, 2, args.threads, script)  # warm up
+                        rows.append((w, c, name, wrk(app.port, everything_file, c,
+                                                     args.seconds, args.threads, script)))
+                finally:
+                    app.stop()
+                    servers.remove(app)
+                if name == "joinedup":
+                    counts = cache_counts(log, since)
+                    seen = counts["hits"] + counts["misses"]
+                    rate = f"{counts['hits'] / seen:.1%}" if seen else "n/a"
+                    print(f"workers {w}: read cache {counts['hits']:,} hits, "
+                          f"{counts['misses']:,} misses over warm-ups and runs (hit rate {rate}; "
+                          f"{len(targets)} distinct persons rotated)")
         print(f"load average after:  {load()}")
 
         sizes = [t.size for t in targets]
@@ -461,23 +499,22 @@ def main() -> None:
                   f"{r['p90_ms']:>8.2f} {r['p99_ms']:>8.2f} {int(r['errors']):>6} {ratio:>7}")
         print("ratio: requests/s over the bare async endpoint's at the same workers and conns")
         for w, c, name, r in rows:
-            if name != "joinedup":
+            if name not in ("joinedup", "no cache"):
                 continue
             bare = next(x for ww, cc, n, x in rows if ww == w and cc == c and n == "bare async")
             ratio = r["rps"] / bare["rps"]
-            print(f"  workers {w}, {c} conns: {ratio:.0%} of bare (goal >= 40%: "
+            print(f"  {name}: workers {w}, {c} conns: {ratio:.0%} of bare (goal >= 40%: "
                   f"{'met' if ratio >= 0.4 else 'NOT met'}), p99 {r['p99_ms']:.1f} ms "
                   f"(goal <= 50 ms: {'met' if r['p99_ms'] <= 50 else 'NOT met'})")
 
         events_after = audit_events(db.url)
-        served = sum(int(r["requests"]) for _, _, n, r in rows if n == "joinedup")
+        served = sum(int(r["requests"]) for _, _, n, r in rows if n in ("joinedup", "no cache"))
         print(f"\naudit events written during the load runs: {events_after - events_before:,} "
               f"(wrk counted {served:,} completed $everything requests; warm-ups add more)")
         verify = subprocess.run([str(VENV_BIN / "joinedup"), "audit", "verify", "--json"],
                                 env=env, capture_output=True, text=True, timeout=600)
         print(f"audit verify (exit {verify.returncode}): {verify.stdout.strip()[:600]}")
-        log_lines = sum(1 for _ in log.open("rb"))
-        print(f"server JSON log: {log_lines:,} lines in {log}")
+        print(f"server JSON log: {log_lines(log):,} lines in {log}")
     finally:
         for s in servers:
             s.stop()

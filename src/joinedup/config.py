@@ -130,6 +130,19 @@ class Settings(BaseSettings):
         description="How far in the future a client assertion's `exp` may be (RFC 7523).",
     )
     clock_skew_seconds: int = Field(default=30, ge=0, le=300)
+    read_cache_entries: int = Field(
+        default=10_000,
+        ge=0,
+        description=(
+            "Persons whose `Patient/$everything` inputs and answers each worker keeps in "
+            "memory (PostgreSQL only; invalidated by LISTEN/NOTIFY). 0 turns the cache off."
+        ),
+    )
+    read_cache_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=0,
+        description="About how much record JSON and Bundle text the read cache keeps per worker.",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)

@@ -3,9 +3,12 @@ no names, NHS numbers, dates of birth, addresses, raw query strings or bodies.""
 
 from __future__ import annotations
 
+import json as stdlib_json
 import logging
 import sys
+from typing import Any
 
+import orjson
 import structlog
 
 
@@ -19,6 +22,16 @@ class _Stderr:
         sys.stderr.flush()
 
 
+def _dumps(value: Any, **kw: Any) -> str:
+    """JSON for a log line with orjson (a request's line is written on the hot path),
+    falling back to the standard library for what orjson refuses (non-string keys,
+    integers beyond 64 bits)."""
+    try:
+        return orjson.dumps(value, default=kw.get("default")).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        return stdlib_json.dumps(value, **kw)
+
+
 def configure(level: str = "info", json: bool = True) -> None:
     processors: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -27,7 +40,7 @@ def configure(level: str = "info", json: bool = True) -> None:
         structlog.processors.format_exc_info,
     ]
     renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+        structlog.processors.JSONRenderer(serializer=_dumps) if json else structlog.dev.ConsoleRenderer()
     )
     structlog.configure(
         processors=[*processors, renderer],

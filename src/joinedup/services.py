@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
 from joinedup.access.consent_store import ConsentStore
+from joinedup.access.read_cache import ReadCache
 from joinedup.access.service import AccessService
 from joinedup.audit.service import AuditLog, build_audit_log
 from joinedup.auth.grants import TokenService
@@ -17,12 +18,14 @@ from joinedup.config import Settings
 from joinedup.documents.config import DocumentStoreConfig, S3Config
 from joinedup.documents.registry import DocumentRegistry
 from joinedup.documents.stores import open_content_store
+from joinedup.logs import get_logger
 from joinedup.orgs.registry import Registry
 from joinedup.people.index import PersonIndex
 from joinedup.people.matcher import matcher_from_file
 from joinedup.people.observer import PersonLinker
 from joinedup.records.store import RecordStore
 from joinedup.sources.batches import Ingestion
+from joinedup.storage.changes import ChangeListener, watch_local_writes
 from joinedup.storage.engine import Database
 
 
@@ -41,6 +44,10 @@ class Services:
     access: AccessService
     documents: DocumentRegistry
     consents: ConsentStore
+    changes: ChangeListener | None = None
+    """Feeds the read cache (``access.read_cache``) the changes other processes commit."""
+    unwatch: Callable[[], None] | None = None
+    """Removes the hooks that tell the read cache of this process's own writes."""
 
     def verifier(self) -> TokenVerifier:
         return TokenVerifier(
@@ -52,6 +59,13 @@ class Services:
 
     def close(self) -> None:
         """Commit queued audit events and sign a final checkpoint, then drop connections."""
+        if self.changes is not None:
+            self.changes.stop()
+            cache = self.access.read_cache
+            if cache is not None and (cache.hits or cache.misses):
+                get_logger("joinedup.read_cache").info("read cache", **cache.stats())
+        if self.unwatch is not None:
+            self.unwatch()
         self.audit.close()
         self.db.dispose()
 
@@ -76,7 +90,9 @@ def build(settings: Settings, db: Database | None = None) -> Services:
     ingestion = Ingestion(db, observers=[PersonLinker(people)])
     registry = Registry(db)
     records = RecordStore(db)
-    access = AccessService(settings.effective_agreements_dir, registry, records, people)
+    cache, changes, unwatch = read_cache(settings, db)
+    access = AccessService(
+        settings.effective_agreements_dir, registry, records, people, read_cache=cache)
     return Services(
         settings,
         db,
@@ -91,7 +107,27 @@ def build(settings: Settings, db: Database | None = None) -> Services:
         access,
         document_registry(settings, db),
         ConsentStore(db),
+        changes,
+        unwatch,
     )
+
+
+def read_cache(
+    settings: Settings, db: Database
+) -> tuple[ReadCache | None, ChangeListener | None, Callable[[], None] | None]:
+    """The ``$everything`` read cache on PostgreSQL (invalidated by LISTEN/NOTIFY, the
+    listener started on first use); none on SQLite (ADR 0102 second amendment)."""
+    if db.dialect != "postgresql" or settings.read_cache_entries <= 0:
+        return None, None, None
+    holder: list[ChangeListener] = []
+    cache = ReadCache(
+        max_entries=settings.read_cache_entries,
+        max_bytes=settings.read_cache_bytes,
+        start_listening=lambda: holder[0].start(),
+    )
+    changes = ChangeListener(db.engine.url, cache)
+    holder.append(changes)
+    return cache, changes, watch_local_writes(db.engine, cache.changed_everything)
 
 
 def document_store_config(settings: Settings) -> DocumentStoreConfig:

@@ -419,10 +419,11 @@ def _context_select() -> Any:
     directives = select(
         _C.id, _C.patient_id, _C.kind, _C.status, _C.organisation, _C.category,
         _C.agreement_id, _C.recorded, _C.start, _C.end, cast(null(), String).label("reason"),
+        cast(null(), _R.expires_at.type).label("expires_at"),
     ).where(_C.patient_id.in_(bindparam("patients", expanding=True)))
     declared = select(
         _R.id, _R.patient_id, _SELF, literal("active", String), null(), null(), null(),
-        cast(null(), Date), cast(null(), Date), cast(null(), Date), _R.reason,
+        cast(null(), Date), cast(null(), Date), cast(null(), Date), _R.reason, _R.expires_at,
     ).where(and_(
         _R.patient_id.in_(bindparam("patients_r", expanding=True)),
         _R.org_code == bindparam("org"),
@@ -448,21 +449,42 @@ def directives_and_declarations(
 ) -> tuple[PersonConsents, tuple[Relationship, ...]]:
     """The person's consent summary for ``today`` and the requester's self-declared
     relationships in force, read in one statement on the caller's connection."""
+    consents, declared, _until = person_context(
+        conn, person, patients, org=org, practitioner=practitioner, today=today, now=now)
+    return consents, declared
+
+
+def person_context(
+    conn: Connection,
+    person: str,
+    patients: Sequence[str],
+    *,
+    org: str,
+    practitioner: str,
+    today: date,
+    now: datetime | None = None,
+) -> tuple[PersonConsents, tuple[Relationship, ...], datetime | None]:
+    """:func:`directives_and_declarations` and when the earliest declaration in it
+    expires (None if there is none): until then, and on ``today``, the answer stands
+    unless a row changes."""
     if not patients:
-        return PersonConsents.none(person), ()
+        return PersonConsents.none(person), (), None
     stamp = now or datetime.now(UTC)
     rows = conn.execute(_CONTEXT, {
         "patients": list(patients), "patients_r": list(patients), "org": org,
         "practitioner": practitioner, "now": stamp,
     }).all()
     if not rows:
-        return PersonConsents.none(person), ()
+        return PersonConsents.none(person), (), None
     directives: list[ConsentDirective] = []
     declared: list[Relationship] = []
+    until: datetime | None = None
     for (id_, _patient, kind, status, organisation, category, agreement, recorded, start,
-         end, reason) in rows:
+         end, reason, expires_at) in rows:
         if kind == RelationshipKind.SELF_DECLARED.value:
             declared.append(Relationship(RelationshipKind.SELF_DECLARED, reason))
+            if expires_at is not None and (until is None or expires_at < until):
+                until = expires_at
             continue
         directives.append(ConsentDirective(
             id=id_, person=person, kind=DirectiveKind(kind), recorded=_as_date(recorded),
@@ -476,7 +498,7 @@ def directives_and_declarations(
     # One declaration is enough; several with different reasons would make the decision
     # cache key (the Relationships value) needlessly distinct.
     first = sorted(declared, key=lambda r: r.reason or "")[:1]
-    return consents, tuple(first)
+    return consents, tuple(first), until
 
 
 def _as_date(value: Any) -> date:

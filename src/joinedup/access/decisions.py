@@ -7,6 +7,7 @@ and the explain command, so a value is never renamed (add new ones instead).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -229,3 +230,34 @@ class Request:
     def requester(self) -> Requester:
         return Requester(self.org, self.practitioner, self.role, self.purpose, self.person,
                          self.action, self.break_glass_reason)
+
+
+_AUDIT_LEVELS = (AuditLevel.STANDARD, AuditLevel.ELEVATED, AuditLevel.BREAK_GLASS)
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionSummary:
+    """What a read's audit event says of the decisions that served it: reasons in the
+    order first decided, agreements (``id@version``), and obligations (the highest
+    audit level, the alerts owed). A value of the decisions alone, so an answer kept
+    in the read cache computes it once rather than on every request."""
+
+    reasons: tuple[str, ...]
+    agreements: tuple[str, ...]
+    obligations: dict[str, Any]
+
+
+def summarise(decisions: Iterable[Decision]) -> DecisionSummary:
+    decided = list(decisions)
+    reasons: list[str] = []
+    for d in decided:
+        reasons += [r.value for r in d.reasons if r.value not in reasons]
+    agreements = tuple(sorted({f"{d.agreement.id}@{d.agreement.version}"
+                               for d in decided if d.agreement is not None}))
+    alerts = sorted({(d.obligations.alert.kind.value, d.obligations.alert.to_org)
+                     for d in decided if d.permitted and d.obligations.alert is not None})
+    level = max((d.obligations.audit_level for d in decided),
+                key=_AUDIT_LEVELS.index, default=AuditLevel.STANDARD)
+    obligations = {"audit_level": level.value,
+                   "alerts": [{"kind": k, "to_org": o} for k, o in alerts]}
+    return DecisionSummary(tuple(reasons), agreements, obligations)

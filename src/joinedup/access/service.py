@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -37,13 +38,20 @@ from sqlalchemy import (
 )
 
 from joinedup.access.consent import PersonConsents
-from joinedup.access.consent_store import directives_and_declarations
-from joinedup.access.decisions import Action, AuditLevel, Decision, Requester
+from joinedup.access.consent_store import directives_and_declarations, person_context
+from joinedup.access.decisions import (
+    Action,
+    Decision,
+    DecisionSummary,
+    Requester,
+    summarise,
+)
 from joinedup.access.engine import DecisionPoint, PersonDecisions
 from joinedup.access.explain import Explanation, explain
 from joinedup.access.loader import load_agreement_files
 from joinedup.access.minimise import AsStored, apply_decisions, serve_plan
 from joinedup.access.purposes import Purpose
+from joinedup.access.read_cache import Answer, PersonEntry, ReadCache, RequesterContext
 from joinedup.access.relationships import Relationships
 from joinedup.access.world import (
     EVIDENCE_TYPES,
@@ -178,6 +186,22 @@ class PersonAccess:
         return serve_plan(stored.resource, lambda c, s: self.decisions.decision(owner, c, s))
 
 
+def _still_valid(context: RequesterContext, today: date, now: datetime) -> bool:
+    """A kept requester context stands on its day, until its first declaration expires."""
+    return context.today == today and (context.until is None or now < context.until)
+
+
+def _rows_key(access: PersonAccess) -> Hashable:
+    """The rows a person's decisions let through, as a value (for keeping the records
+    read with them when the decision table is not a shared one)."""
+    rows = _visible_rows(access.decisions.decisions)
+    return tuple(sorted(
+        (owner, tuple(sorted((tuple(sorted(levels)), tuple(sorted(cats)))
+                             for levels, cats in by.items())))
+        for owner, by in rows.items()
+    ))
+
+
 def _nothing(table: Table) -> ColumnElement[bool]:
     return false()
 
@@ -215,8 +239,11 @@ class AccessService:
         *,
         today: Callable[[], date] = date.today,
         recent_days: int = RECENT_DAYS,
+        read_cache: ReadCache | None = None,
     ) -> None:
         self.agreements_dir = agreements_dir
+        self.read_cache = read_cache
+        """What ``Patient/$everything`` reads, kept across requests (PostgreSQL only)."""
         self._registry = registry
         self._records = records
         self._people = people
@@ -334,6 +361,149 @@ class AccessService:
             recent_days=self.recent_days,
             declared=declared,
         )
+        return self._person_access(point, requester, person_id, patients, consents,
+                                   relationships)
+
+    def everything(
+        self,
+        token: AccessToken,
+        patient_id: str,
+        answer: Callable[[PersonAccess, Sequence[StoredResource]], Answer],
+        answer_key: Hashable,
+    ) -> tuple[str, Answer] | None:
+        """``Patient/$everything``: (person id, what to serve) for the person behind
+        ``Patient/<patient_id>``, or None if the person index does not know it.
+
+        ``answer`` turns the records the decisions let through into the Bundle
+        entries; ``answer_key`` is what else they depend on (the base URL). With a
+        read cache (:mod:`joinedup.access.read_cache`) the database is read only for
+        what is not kept; the decision is made afresh on every call either way."""
+        cache = self.read_cache
+        if cache is None:
+            return self._everything_uncached(token, patient_id, answer)
+        practitioner, role = requester_identity(token)
+        point = self.point()
+        ticket = cache.ticket()
+        entry = cache.get(patient_id) if ticket is not None else None
+        with ExitStack() as stack:
+            opened: list[Connection] = []
+
+            def conn() -> Connection:
+                if not opened:
+                    opened.append(stack.enter_context(self._records.read_connection()))
+                return opened[0]
+
+            if entry is None:
+                found = _person_and_patients(conn(), f"Patient/{patient_id}")
+                if found is None:
+                    return None
+                person_id, patients = found
+                if not person_id:  # merged away (rare): the uncached path asks the index
+                    return self._everything_uncached(token, patient_id, answer)
+                evidence = self._records.by_subject_on(conn(), patients, types=EVIDENCE_TYPES)
+                entry = PersonEntry(patient_id, person_id, patients,
+                                    tuple(s.resource for s in evidence))
+                cache.put(ticket, entry)
+            who = Who(token.org, practitioner, token.team)
+            context = entry.contexts.get(who)
+            now = datetime.now(UTC)
+            if context is None or not _still_valid(context, point.today, now):
+                consents, declared, until = person_context(
+                    conn(), entry.person_id, entry.patients, org=token.org,
+                    practitioner=practitioner, today=point.today, now=now,
+                )
+                relationships = relationships_from(
+                    entry.evidence, who, point.today, recent_days=self.recent_days,
+                    declared=declared,
+                )
+                context = RequesterContext(consents, declared, relationships, point.today, until)
+                cache.add_context(ticket, entry, who, context)
+            requester = requester_for(
+                org=token.org, practitioner=practitioner, role=role, purpose=token.purpose,
+                person=entry.person_id, reason=token.reason, action=Action.READ,
+            )
+            access = self._person_access(
+                point, requester, entry.person_id, entry.patients, context.consents,
+                context.relationships,
+            )
+            visible = access.visible
+            if visible is not None:
+                kept = entry.answers.get((visible, answer_key))
+                if kept is not None:
+                    return entry.person_id, kept
+            records_key: Hashable = visible if visible is not None else _rows_key(access)
+            records = entry.records.get(records_key)
+            if records is None:
+                records = tuple(self._records.by_subject_on(
+                    conn(), entry.patients, where=access.visible_rows(),
+                    shared_where=visible is not None,
+                ))
+                cache.add_records(ticket, entry, records_key, records)
+        served = answer(access, records)
+        if visible is not None:
+            cache.add_answer(ticket, entry, (visible, answer_key), served)
+        return entry.person_id, served
+
+    def everything_in_memory(
+        self, token: AccessToken, patient_id: str, answer_key: Hashable
+    ) -> tuple[str, Answer] | None:
+        """:meth:`everything` when the read cache holds the whole answer for this
+        requester (no I/O: cheap enough for the event loop), else None (ask
+        :meth:`everything`). Decides afresh either way."""
+        cache = self.read_cache
+        if cache is None:
+            return None
+        point = self._compiled
+        if point is None or point.today != self._today():
+            return None  # compiling reads files and the registry: not in the event loop
+        entry = cache.get(patient_id, count=False)
+        if entry is None:
+            return None
+        practitioner, role = requester_identity(token)
+        context = entry.contexts.get(Who(token.org, practitioner, token.team))
+        if context is None or not _still_valid(context, point.today, datetime.now(UTC)):
+            return None
+        requester = requester_for(
+            org=token.org, practitioner=practitioner, role=role, purpose=token.purpose,
+            person=entry.person_id, reason=token.reason, action=Action.READ,
+        )
+        access = self._person_access(
+            point, requester, entry.person_id, entry.patients, context.consents,
+            context.relationships,
+        )
+        if access.visible is None:
+            return None
+        kept = entry.answers.get((access.visible, answer_key))
+        if kept is None:
+            return None
+        cache.hit()
+        return entry.person_id, kept
+
+    def _everything_uncached(
+        self,
+        token: AccessToken,
+        patient_id: str,
+        answer: Callable[[PersonAccess, Sequence[StoredResource]], Answer],
+    ) -> tuple[str, Answer] | None:
+        with self._records.read_connection() as conn:
+            access = self.for_patient_on(conn, token, patient_id, Action.READ)
+            if access is None:
+                return None
+            found = self._records.by_subject_on(
+                conn, access.patient_ids, where=access.visible_rows(),
+                shared_where=access.visible is not None,
+            )
+        return access.person_id, answer(access, found)
+
+    def _person_access(
+        self,
+        point: DecisionPoint,
+        requester: Requester,
+        person_id: str,
+        patients: tuple[str, ...],
+        consents: PersonConsents,
+        relationships: Relationships,
+    ) -> PersonAccess:
         decided = self._decided(point, requester, consents, relationships)
         if decided is None:
             decisions = point.decide_for_person(requester, consents, relationships)
@@ -446,7 +616,6 @@ NOTHING_SERVED = "nothing-served"
 """Reason on a denial event: nothing asked for exists or is permitted (the two are
 not told apart here, as they are not to the caller)."""
 
-_LEVELS = (AuditLevel.STANDARD, AuditLevel.ELEVATED, AuditLevel.BREAK_GLASS)
 
 
 @dataclass
@@ -474,6 +643,7 @@ class Served:
         reference: str | None = None,
     ) -> None:
         """``reference``: what to list as served, if not ``Type/id`` (a version)."""
+        self.summary = None
         self.persons.add(access.person_id)
         self.resources.append(reference or stored.reference)
         decision = access.decisions_for(stored)
@@ -481,24 +651,30 @@ class Served:
         if not decision.permitted:
             self.redacted += 1
 
+    summary: DecisionSummary | None = None
+    """``decisions`` summarised, when they came whole from one answer that carries its
+    summary (``add_answer``); None: summarised when the events are built."""
+
+    def add_answer(
+        self, person_id: str, resources: Sequence[str],
+        decisions: Mapping[tuple[str, str, str], Decision], redacted: int,
+        summary: DecisionSummary,
+    ) -> None:
+        """What one prepared answer served (``summary``: ``summarise(decisions)``)."""
+        self.summary = summary if not self.decisions else None
+        self.persons.add(person_id)
+        self.resources.extend(resources)
+        self.decisions.update(decisions)
+        self.redacted += redacted
+
     def events(self) -> list[AuditEvent]:
         """The read (or the denial) and, under break-glass, the break-glass event."""
         token = self.token
         actor = Actor(token.org, token.client_id, token.practitioner, token.role)
         glass = token.purpose is Purpose.EMERGENCY
         reason = token.reason if glass else None
-        decisions = list(self.decisions.values())
-        reasons: list[str] = []
-        for d in decisions:
-            reasons += [r.value for r in d.reasons if r.value not in reasons]
-        agreements = sorted({f"{d.agreement.id}@{d.agreement.version}"
-                             for d in decisions if d.agreement is not None})
-        alerts = sorted({(d.obligations.alert.kind.value, d.obligations.alert.to_org)
-                         for d in decisions if d.permitted and d.obligations.alert is not None})
-        level = max((d.obligations.audit_level for d in decisions),
-                    key=_LEVELS.index, default=AuditLevel.STANDARD)
-        obligations = {"audit_level": level.value,
-                       "alerts": [{"kind": k, "to_org": o} for k, o in alerts]}
+        summary = self.summary or summarise(self.decisions.values())
+        reasons, agreements, obligations = summary.reasons, summary.agreements, summary.obligations
         detail = {"asked": self.asked, "agreements": agreements, "redacted": self.redacted,
                   "served": len(self.resources)}
         common: dict[str, Any] = {

@@ -6,9 +6,12 @@ the raw path or query string, which can carry personal data.
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
+import secrets
 import time
-import uuid
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -40,18 +43,52 @@ class Metrics:
         )
 
 
+class _RequestIds:
+    """Request ids: 16 random hex digits per process, then a 16-digit counter. Unique
+    like ``uuid4().hex`` (same 32-character form), without a ``getrandom`` call per
+    request (~6% of a cached ``$everything``'s worker CPU under load)."""
+
+    def __init__(self) -> None:
+        self._pid = -1
+        self._prefix = ""
+        self._count = itertools.count()
+
+    def __call__(self) -> str:
+        if self._pid != os.getpid():  # a forked worker takes a prefix of its own
+            self._pid = os.getpid()
+            self._prefix = secrets.token_hex(8)
+            self._count = itertools.count()
+        return f"{self._prefix}{next(self._count):016x}"
+
+
+
 class ObserveMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics, templates: RouteTemplates) -> None:
         self.app = app
         self.metrics = metrics
         self.templates = templates
+        self._request_ids = _RequestIds()
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        """(counter, histogram) children per (method, route, status): ``labels()`` takes
+        a lock and builds its key on every call; routes and statuses are few."""
+
+    def _observe(self, method: str, template: str, status: int, elapsed: float) -> None:
+        key = (method, template, status)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = (
+                self.metrics.requests.labels(method, template, str(status)),
+                self.metrics.latency.labels(method, template),
+            )
+        series[0].inc()
+        series[1].observe(elapsed)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if _REQUEST_ID.match(incoming) else self._request_ids()
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
         started = time.perf_counter()
@@ -71,8 +108,7 @@ class ObserveMiddleware:
             elapsed = time.perf_counter() - started
             template = self.templates.template(scope["path"])
             method = scope["method"]
-            self.metrics.requests.labels(method, template, str(status)).inc()
-            self.metrics.latency.labels(method, template).observe(elapsed)
+            self._observe(method, template, status, elapsed)
             log.info(
                 "request",
                 method=method,

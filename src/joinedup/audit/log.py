@@ -346,9 +346,8 @@ class AuditWriter:
                     for person in event.persons:
                         persons.append((seq, person))
                     prev, prev_hex = digest, hash_
-            txn.insert_events(rows, persons)
             checkpoint = self._due_checkpoint(head, seq, prev_hex)
-            txn.set_head(seq, prev_hex, checkpoint)
+            txn.append(rows, persons, seq, prev_hex, checkpoint)
         if checkpoint is not None:
             self._dirty = False
 

@@ -287,6 +287,19 @@ class _Postgres(_Dialect):
                 for row in rows:
                     copy.write_row(row)
 
+    def append_and_move_head(
+        self,
+        cur: Any,
+        rows: list[tuple[Any, ...]],
+        persons: list[tuple[int, str]],
+        seq: int,
+        hash_: str,
+    ) -> None:
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        person_seqs = [p[0] for p in persons]
+        person_ids = [p[1] for p in persons]
+        cur.execute(_APPEND_SQL, (*columns, person_seqs, person_ids, seq, hash_))
+
     def commit(self, conn: Any) -> None:
         conn.commit()
 
@@ -346,6 +359,30 @@ class _Postgres(_Dialect):
         )
 
 
+_EVENT_ARRAYS = (
+    "bigint[]", "text[]", "text[]", "text[]", "timestamptz[]", "text[]", "text[]",
+    "text[]", "text[]", "text[]", "text[]", "text[]", "boolean[]", "bigint[]",
+)
+"""The array type of each of ``EVENT_COLUMNS``, in order, for ``_APPEND_SQL``."""
+assert len(_EVENT_ARRAYS) == len(EVENT_COLUMNS)
+
+_APPEND_SQL = (
+    f"WITH events AS (INSERT INTO audit_events ({', '.join(EVENT_COLUMNS)}) "
+    f"SELECT * FROM unnest({', '.join(f'%b::{t}' for t in _EVENT_ARRAYS)})), "
+    "persons AS (INSERT INTO audit_event_persons (seq, person_id) "
+    "SELECT * FROM unnest(%b::bigint[], %b::text[])) "
+    "UPDATE audit_chain_head SET seq = %s, hash = %s WHERE id = 1"
+)
+"""A batch's events, their person rows and the head's move in one statement: the
+writer's round trips with the chain head locked go from five (two COPYs of two each,
+the UPDATE) to one. Every column is one array parameter, whatever the batch size, so
+the statement text never changes and psycopg prepares it once. Arrays go in binary
+(``%b``): psycopg's text form of an array escapes every quote of every JSON body in
+Python, ~17 times slower for a batch of read events. The CTEs' inserts and
+the UPDATE run in the one statement's snapshot and touch different tables, so their
+order does not matter; a failure of any fails the whole statement."""
+
+
 def dialect_for(db: Database) -> _Dialect:
     return _Postgres() if db.dialect == "postgresql" else _Sqlite()
 
@@ -389,6 +426,23 @@ class WriteTxn:
     def insert_events(self, rows: list[tuple[Any, ...]], persons: list[tuple[int, str]]) -> None:
         self.dialect.insert_events(self._cur, rows)
         self.dialect.insert_persons(self._cur, persons)
+
+    def append(
+        self,
+        rows: list[tuple[Any, ...]],
+        persons: list[tuple[int, str]],
+        seq: int,
+        hash_: str,
+        checkpoint: Checkpoint | None,
+    ) -> None:
+        """``insert_events`` then ``set_head``: on PostgreSQL, without a checkpoint, as
+        one statement (one round trip with the head locked, instead of five)."""
+        d = self.dialect
+        if checkpoint is None and isinstance(d, _Postgres):
+            d.append_and_move_head(self._cur, rows, persons, seq, hash_)
+            return
+        self.insert_events(rows, persons)
+        self.set_head(seq, hash_, checkpoint)
 
     def set_head(self, seq: int, hash_: str, checkpoint: Checkpoint | None) -> None:
         d = self.dialect

@@ -19,7 +19,7 @@ from fhir.resources.R4B.patient import Patient
 from joinedup.access.decisions import Decision
 from joinedup.access.minimise import apply_decisions
 from joinedup.access.purposes import Purpose
-from joinedup.access.service import PersonAccess
+from joinedup.access.service import PersonAccess, Served
 from joinedup.access.world import (
     EVIDENCE_TYPES,
     Who,
@@ -28,11 +28,13 @@ from joinedup.access.world import (
     requester_for,
 )
 from joinedup.api.app import create_app
+from joinedup.api.fhir.records import _everything_answer
 from joinedup.audit.config import keys_dir
 from joinedup.audit.events import AuditAction
 from joinedup.audit.keys import AuditKeyStore
 from joinedup.audit.queries import EventQuery
 from joinedup.auth.permissions import Permission
+from joinedup.auth.tokens import AccessToken
 from joinedup.config import Settings
 from joinedup.demo import generate_to
 from joinedup.demo.agreements import agreement_files
@@ -585,6 +587,52 @@ def test_everything_answers_what_deciding_afresh_and_minimising_answers(demo: De
                 masked += sum("REDACTED" in str(e["resource"]["meta"]) for e in body["entry"])
     assert served > 10
     assert masked > 0, "no minimised resource was compared"
+
+
+def _verified(demo: Demo, headers: dict[str, str]) -> AccessToken:
+    return demo.svc.verifier().verify(headers["Authorization"].removeprefix("Bearer "))
+
+
+def test_an_answers_audit_events_are_those_of_its_decisions_summarised_afresh(
+    demo: Demo,
+) -> None:
+    """A prepared answer (what the read cache keeps) carries its decisions' summary;
+    the events built from it must equal those built by summarising the decisions
+    on the request, break-glass (alerts, elevated audit level) included."""
+    base = "http://testserver/fhir"
+    insider = _verified(demo, demo.insider)
+    assert insider.practitioner is not None
+    requesters = [
+        demo.insider,
+        _headers(demo.svc, "RWC", insider.practitioner, "clinician", purpose=Purpose.EMERGENCY,
+                 reason="unconscious in ED"),
+    ]
+    compared = glass = 0
+    for headers in requesters:
+        token = _verified(demo, headers)
+        for patient in [p for ps in demo.patients.values() for p in ps]:
+            found = demo.svc.access.everything(
+                token, patient, lambda a, f: _everything_answer(a, f, base), base)
+            if found is None or not found[1].resources:
+                continue
+            person, answer = found
+            prepared = Served(token, AuditAction.RECORD_READ, "req-1", f"Patient/{patient}")
+            prepared.add_answer(person, answer.resources, answer.decisions, answer.redacted,
+                                answer.summary)
+            afresh = Served(token, AuditAction.RECORD_READ, "req-1", f"Patient/{patient}")
+            afresh.persons.add(person)
+            afresh.resources.extend(answer.resources)
+            afresh.decisions.update(answer.decisions)
+            afresh.redacted += answer.redacted
+            assert prepared.summary is not None
+            assert afresh.summary is None
+            got, want = prepared.events(), afresh.events()
+            assert [e.body(1) | {"time": None} for e in got] == [
+                e.body(1) | {"time": None} for e in want]
+            compared += 1
+            glass += len(got) > 1
+    assert compared > 1
+    assert glass > 0
 
 
 @pytest.mark.slow

@@ -17,7 +17,8 @@ protected.include_router(records.router)  # after audit: its /{type} would shado
 mhd.mount(router)  # before records: its /{type} would shadow MHD's routes
 router.include_router(protected)
 
-first = APIRouter(prefix="/fhir", dependencies=[Depends(authenticated)])
+first = APIRouter(prefix="/fhir", dependencies=[Depends(records.EVERYTHING_READER)])
 """Routes the application matches before any other (see ``records.everything_router``);
-protected like ``protected``."""
+protected like ``protected`` plus ``records.router``'s checks, in one dependency
+(``deps.authenticated_for``)."""
 first.include_router(records.everything_router)

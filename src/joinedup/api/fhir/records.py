@@ -26,6 +26,7 @@ cannot take the event the request fails with 503 and nothing is served.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -34,8 +35,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from joinedup.access.decisions import Action
+from joinedup.access.decisions import Action, Decision, summarise
 from joinedup.access.minimise import AsStored
+from joinedup.access.read_cache import Answer
 from joinedup.access.service import (
     AccessService,
     PersonAccess,
@@ -43,7 +45,7 @@ from joinedup.access.service import (
     requester_identity,
     union_filter,
 )
-from joinedup.api.deps import Token, require, services
+from joinedup.api.deps import BEARER_OPENAPI, Token, authenticated_for, require, services
 from joinedup.audit.events import AuditAction
 from joinedup.auth.permissions import Permission
 from joinedup.auth.tokens import AccessToken
@@ -62,7 +64,7 @@ async def _practitioner(token: Token) -> None:
 
 _READER = [Depends(require(Permission.RECORDS_READ)), Depends(_practitioner)]
 router = APIRouter(tags=["fhir: records"], dependencies=_READER)
-everything_router = APIRouter(tags=["fhir: records"], dependencies=_READER)
+everything_router = APIRouter(tags=["fhir: records"])
 """``Patient/$everything`` alone: the application matches it before every other route
 (``joinedup.api.fhir.first``), since FastAPI tries routes one by one, nested routers
 included, and reaching it after the admin and other FHIR routes cost more CPU than
@@ -143,12 +145,33 @@ def _bundle(
     }
 
 
-@everything_router.get("/Patient/{id}/$everything", summary="The person's joined-up record")
-async def everything(id: str, request: Request, token: Token, svc: Svc) -> Response:
-    """The database work runs in one threadpool call on one connection; the wait
-    for the audit commit holds no thread (``append_async``)."""
+EVERYTHING_READER = authenticated_for(Permission.RECORDS_READ, requester_identity)
+"""``authenticated`` and ``_READER``'s checks as the one dependency of the router that
+holds ``$everything`` (``joinedup.api.fhir.first``); the token is on ``request.state``."""
+
+
+@everything_router.get("/Patient/{id}/$everything", summary="The person's joined-up record",
+                       openapi_extra=BEARER_OPENAPI)
+async def everything(id: str, request: Request) -> Response:
+    """An answer the worker's read cache holds whole is decided in the event loop (no
+    I/O); otherwise the database work runs in one threadpool call on one connection.
+    The wait for the audit commit holds no thread (``append_async``)."""
+    svc: Services = request.app.state.services
+    token: AccessToken = request.state.token  # set by EVERYTHING_READER
     served = _served(token, request, AuditAction.RECORD_READ, f"Patient/{id}/$everything")
-    entries = await run_in_threadpool(_everything_entries, svc, token, id, served, _base(request))
+    base = _base(request)
+    found = svc.access.everything_in_memory(token, id, base)  # the read cache: no I/O
+    if found is None:
+        found = await run_in_threadpool(
+            svc.access.everything, token, id, lambda a, f: _everything_answer(a, f, base), base)
+    entries: tuple[bytes, ...] = ()
+    if found is not None:
+        person_id, answer = found
+        served.considered.add(person_id)
+        if answer.resources:
+            entries = answer.entries
+            served.add_answer(person_id, answer.resources, answer.decisions, answer.redacted,
+                              answer.summary)
     await svc.audit.append_async(served.events())
     if not entries:  # nothing to see: the same answer as an unknown id
         raise _not_found("Patient", id)
@@ -161,35 +184,32 @@ async def everything(id: str, request: Request, token: Token, svc: Svc) -> Respo
 _EMPTY_ENTRIES = b',"entry":[]}'
 
 
-def _everything_entries(
-    svc: Services, token: AccessToken, id: str, served: Served, base: str
-) -> list[bytes]:
-    """The Bundle entries as JSON text. A resource served as it is stored is its
-    stored text (no parse-copy-dump); a minimised one is dumped afresh."""
-    with svc.records.read_connection() as conn:
-        access = svc.access.for_patient_on(conn, token, id, Action.READ)
-        if access is None:
-            return []
-        served.considered.add(access.person_id)
-        found = svc.records.by_subject_on(
-            conn, access.patient_ids, where=access.visible_rows(),
-            shared_where=access.visible is not None,
-        )
+def _everything_answer(
+    access: PersonAccess, found: Sequence[StoredResource], base: str
+) -> Answer:
+    """The Bundle entries as JSON text, and what the audit event lists of them. A
+    resource served as it is stored is its stored text (no parse-copy-dump); a
+    minimised one is dumped afresh."""
     entries: list[bytes] = []
+    resources: list[str] = []
+    decisions: dict[tuple[str, str, str], Decision] = {}
+    redacted = 0
     for stored in found:
         plan = access.serve_plan(stored)
         if plan is None:
             continue
-        if isinstance(plan, AsStored):
-            served.add(access, stored, stored.resource)
-            resource = stored.body.encode()
-        else:
-            served.add(access, stored, plan)
-            resource = orjson.dumps(plan)
+        resource = stored.body.encode() if isinstance(plan, AsStored) else orjson.dumps(plan)
+        # what Served.add lists: the reference and the decision that served it
+        resources.append(stored.reference)
+        decision = access.decisions_for(stored)
+        decisions[(stored.org_code, stored.category, stored.sensitivity)] = decision
+        if not decision.permitted:
+            redacted += 1
         url = orjson.dumps(f"{base}/{stored.resource_type}/{stored.id}")
         entries.append(b"".join((b'{"fullUrl":', url, b',"resource":', resource,
                                  b',"search":{"mode":"match"}}')))
-    return entries
+    summary = summarise(decisions.values())
+    return Answer(tuple(entries), tuple(resources), decisions, redacted, summary)
 
 
 @router.get("/{type}/{id}", summary="Read a resource")

@@ -1,0 +1,272 @@
+"""A worker's memory of what ``Patient/$everything`` reads from the database.
+
+What a read of a person needs from the database (the person and their Patient
+ids, the relationship evidence, the consent directives, the requester's
+declarations, the records a decision lets through) changes far less often than
+it is read. This cache keeps it per requested Patient id, with what was worked
+out from it (relationships per requester, the served Bundle entries per
+decision table), so a repeated read runs no SQL at all: the decision point
+still decides every request, and every request is still audited.
+
+**Invalidation** (ADR 0102, second amendment): every table the entries come
+from has triggers (migration 0013) that notify the keys a committed change
+touches (person ids, Patient ids, or ``*``); ``storage.changes.ChangeListener``
+hands them to :meth:`ReadCache.changed`, which drops every entry holding one.
+A read takes a :meth:`ticket` *before* it reads the database and its result is
+kept only if nothing it depends on was invalidated after the ticket, so a read
+racing a change never stores what the change replaced. While the listener is not
+connected (not yet started, or its connection lost) the cache is empty and
+stores nothing: notifications may have been missed.
+
+**Bounds**: at most ``max_entries`` persons and about ``max_bytes`` of stored
+JSON and entries; the least recently read go first.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from joinedup.access.consent import PersonConsents
+from joinedup.access.decisions import Decision, DecisionSummary
+from joinedup.access.relationships import Relationship
+from joinedup.records.store import StoredResource
+
+_EVERYTHING = "*"
+_PER_PERSON = 32
+"""Requester contexts, record sets and answers kept per person (each); a full set
+is emptied, not evicted piecemeal."""
+_OVERHEAD = 512
+"""Bytes counted per kept object besides its JSON (a rough allowance)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequesterContext:
+    """A requester's view of a person, from the person's directives and evidence and
+    the requester's declarations: valid on ``today`` and before ``until``."""
+
+    consents: PersonConsents
+    declared: tuple[Relationship, ...]
+    relationships: Any
+    today: date
+    until: datetime | None
+    """When the earliest declaration in it expires (None: none does)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The Bundle entries served for one decision table, with what the audit event
+    lists about them."""
+
+    entries: tuple[bytes, ...]
+    resources: tuple[str, ...]
+    decisions: dict[tuple[str, str, str], Decision]
+    redacted: int
+    summary: DecisionSummary
+    """``summarise(decisions)``, computed once for every request the answer serves."""
+
+
+@dataclass(eq=False)
+class PersonEntry:
+    """What the database says about the person behind one Patient id."""
+
+    patient_id: str
+    person_id: str
+    patients: tuple[str, ...]
+    evidence: tuple[dict[str, Any], ...]
+    contexts: dict[Hashable, RequesterContext] = field(default_factory=dict)
+    records: dict[Hashable, tuple[StoredResource, ...]] = field(default_factory=dict)
+    answers: dict[Hashable, Answer] = field(default_factory=dict)
+    size: int = 0
+    alive: bool = True
+
+    @property
+    def keys(self) -> frozenset[str]:
+        return frozenset((self.patient_id, self.person_id, *self.patients))
+
+
+def size_of_records(found: Iterable[StoredResource]) -> int:
+    return sum(len(s.body) + _OVERHEAD for s in found)
+
+
+def size_of_answer(answer: Answer) -> int:
+    return sum(len(e) + _OVERHEAD for e in answer.entries)
+
+
+class ReadCache:
+    """Thread-safe; one per worker process (``Services``)."""
+
+    def __init__(
+        self,
+        *,
+        max_entries: int,
+        max_bytes: int,
+        start_listening: Callable[[], None] | None = None,
+    ) -> None:
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._start = start_listening
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[str, PersonEntry] = OrderedDict()
+        self._by_key: dict[str, set[str]] = {}
+        self._bytes = 0
+        self._seq = 0
+        """Counts invalidations; a ticket is its value when a read began."""
+        self._floor = 0
+        """Tickets older than this are refused (everything was dropped since)."""
+        self._last: dict[str, int] = {}
+        """key -> ``_seq`` at its last invalidation (forgotten by raising ``_floor``)."""
+        self._online = False
+        self.hits = 0
+        self.misses = 0
+
+    # -- the listener's side ---------------------------------------------------------
+    def listening(self, up: bool) -> None:
+        """Up: start from nothing (what was missed is unknown). Down: drop everything and
+        keep nothing until up again."""
+        with self._lock:
+            self._drop_all()
+            self._online = up
+
+    def changed(self, keys: Iterable[str]) -> None:
+        with self._lock:
+            self._seq += 1
+            for key in keys:
+                if key == _EVERYTHING:
+                    self._drop_all()
+                    return
+                self._last[key] = self._seq
+                for patient_id in tuple(self._by_key.get(key, ())):
+                    self._drop(patient_id)
+            if len(self._last) > 100_000:
+                self._last.clear()
+                self._floor = self._seq
+
+    def changed_everything(self) -> None:
+        with self._lock:
+            self._drop_all()
+
+    def _drop_all(self) -> None:
+        self._seq += 1
+        self._floor = self._seq
+        self._last.clear()
+        for entry in self._entries.values():
+            entry.alive = False
+        self._entries.clear()
+        self._by_key.clear()
+        self._bytes = 0
+
+    def _drop(self, patient_id: str) -> None:
+        entry = self._entries.pop(patient_id, None)
+        if entry is None:
+            return
+        entry.alive = False
+        self._bytes -= entry.size
+        for key in entry.keys:
+            held = self._by_key.get(key)
+            if held is not None:
+                held.discard(patient_id)
+                if not held:
+                    del self._by_key[key]
+
+    # -- the reader's side -----------------------------------------------------------
+    def ticket(self) -> int | None:
+        """Taken before reading the database; None while nothing may be kept."""
+        if not self._online:
+            if self._start is not None:
+                self._start()
+            return None
+        return self._seq
+
+    def get(self, patient_id: str, *, count: bool = True) -> PersonEntry | None:
+        """``count``: add to the hit or miss count (a probe that may fall back to a
+        counted :meth:`get` does not)."""
+        if not self._online:
+            return None
+        with self._lock:
+            entry = self._entries.get(patient_id)
+            if entry is not None:
+                self._entries.move_to_end(patient_id)
+            if count:
+                if entry is not None:
+                    self.hits += 1
+                else:
+                    self.misses += 1
+            return entry
+
+    def hit(self) -> None:
+        with self._lock:
+            self.hits += 1
+
+    def _fresh(self, ticket: int | None, keys: Iterable[str]) -> bool:
+        """Nothing these keys depend on changed since ``ticket`` (call under the lock)."""
+        if ticket is None or not self._online or ticket < self._floor:
+            return False
+        last = self._last
+        return all(last.get(k, -1) <= ticket for k in keys)
+
+    def put(self, ticket: int | None, entry: PersonEntry) -> bool:
+        if self.max_entries <= 0:
+            return False
+        with self._lock:
+            if not self._fresh(ticket, entry.keys):
+                return False
+            self._drop(entry.patient_id)
+            entry.size = _OVERHEAD + sum(len(str(e)) for e in entry.evidence)
+            self._entries[entry.patient_id] = entry
+            for key in entry.keys:
+                self._by_key.setdefault(key, set()).add(entry.patient_id)
+            self._bytes += entry.size
+            self._evict()
+            return True
+
+    def add_context(
+        self, ticket: int | None, entry: PersonEntry, key: Hashable, context: RequesterContext
+    ) -> None:
+        self._add(ticket, entry, entry.contexts, key, context, _OVERHEAD)
+
+    def add_records(
+        self, ticket: int | None, entry: PersonEntry, key: Hashable,
+        found: tuple[StoredResource, ...],
+    ) -> None:
+        self._add(ticket, entry, entry.records, key, found, size_of_records(found))
+
+    def add_answer(self, ticket: int | None, entry: PersonEntry, key: Hashable, answer: Answer) -> None:
+        self._add(ticket, entry, entry.answers, key, answer, size_of_answer(answer))
+
+    def _add(
+        self, ticket: int | None, entry: PersonEntry, into: dict[Hashable, Any], key: Hashable,
+        value: Any, size: int,
+    ) -> None:
+        with self._lock:
+            if not entry.alive or self._entries.get(entry.patient_id) is not entry:
+                return
+            if not self._fresh(ticket, entry.keys):
+                return
+            if len(into) >= _PER_PERSON:
+                into.clear()  # its bytes stay counted until the entry goes: a rough bound
+            into[key] = value
+            entry.size += size
+            self._bytes += size
+            self._evict()
+
+    def _evict(self) -> None:
+        while self._entries and (
+            len(self._entries) > self.max_entries or self._bytes > self.max_bytes
+        ):
+            oldest = next(iter(self._entries))
+            self._drop(oldest)
+
+    # -- for operators and tests -----------------------------------------------------
+    @property
+    def online(self) -> bool:
+        return self._online
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            return {"entries": len(self._entries), "bytes": self._bytes,
+                    "hits": self.hits, "misses": self.misses}

@@ -1,0 +1,343 @@
+"""The ``Patient/$everything`` read cache on PostgreSQL (ADR 0102, second amendment).
+
+Every change below is made through ANOTHER connection (an engine of its own, with
+none of the application's hooks), as another worker process would make it; the
+test then waits until the application's listener has received every notification
+committed so far (``ChangeListener.sync``, the documented consistency window) and
+requires the next read to reflect the change, and to equal an answer worked out
+afresh with no cache. A randomized sequence of writes checks the same after each.
+SQLite has no read cache, so these run on PostgreSQL only.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+
+from joinedup.access.read_cache import Answer
+from joinedup.api.fhir.records import _everything_answer
+from joinedup.auth.tokens import AccessToken
+from joinedup.storage.engine import Database
+from tests.integration.fhir import test_records_api
+from tests.integration.fhir.test_records_api import Demo, _headers, _other_org_patient
+
+pytestmark = pytest.mark.slow
+
+BASE = "http://testserver/fhir"
+_build_demo = test_records_api.demo.__wrapped__  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="module")
+def demo(migrated_db: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    if migrated_db.dialect != "postgresql":
+        pytest.skip("the read cache is PostgreSQL's (SQLite has none)")
+    yield from _build_demo(migrated_db, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def other(demo: Demo) -> Iterator[Engine]:
+    """Another connection to the same database, as another process has."""
+    url = demo.svc.db.engine.url.render_as_string(hide_password=False)
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    yield engine
+    engine.dispose()
+
+
+def _write(other: Engine, sql: str, **params: Any) -> None:
+    with other.connect() as conn:
+        conn.execute(text(sql), params)
+
+
+def _online(demo: Demo) -> None:
+    """Start the listener (a read does) and wait until it listens."""
+    cache = demo.svc.access.read_cache
+    assert cache is not None
+    deadline = time.monotonic() + 20
+    while not cache.online:
+        cache.ticket()
+        assert time.monotonic() < deadline, "the read cache listener did not connect"
+        time.sleep(0.05)
+
+
+def _settle(demo: Demo) -> None:
+    """Wait until every notification committed so far has reached the cache."""
+    assert demo.svc.changes is not None
+    assert demo.svc.changes.sync(timeout=20)
+
+
+def _token(demo: Demo, headers: dict[str, str]) -> AccessToken:
+    return demo.svc.verifier().verify(headers["Authorization"].removeprefix("Bearer "))
+
+
+def _cached(demo: Demo, patient: str, headers: dict[str, str]) -> tuple[str, Answer] | None:
+    return demo.svc.access.everything(
+        _token(demo, headers), patient, lambda a, f: _everything_answer(a, f, BASE), BASE)
+
+
+def _fresh(demo: Demo, patient: str, headers: dict[str, str]) -> tuple[str, Answer] | None:
+    return demo.svc.access._everything_uncached(
+        _token(demo, headers), patient, lambda a, f: _everything_answer(a, f, BASE))
+
+
+def _hits(demo: Demo) -> int:
+    cache = demo.svc.access.read_cache
+    assert cache is not None
+    return cache.stats()["hits"]
+
+
+def _owners(demo: Demo, patient: str, headers: dict[str, str] | None = None) -> set[str]:
+    r = demo.client.get(f"/fhir/Patient/{patient}/$everything", headers=headers or demo.insider)
+    if r.status_code == 404:
+        return set()
+    assert r.status_code == 200, r.text
+    return {e["resource"]["meta"]["source"].split(":")[3].split("/")[0] for e in r.json()["entry"]}
+
+
+def _primed(demo: Demo, patient: str) -> set[str]:
+    """Read until the answer comes from the cache; the owners it lists."""
+    _online(demo)
+    before = _owners(demo, patient)
+    hits = _hits(demo)
+    assert _owners(demo, patient) == before
+    assert _hits(demo) > hits  # the second read was served from memory
+    return before
+
+
+def _same_as_fresh(demo: Demo, patient: str, headers: dict[str, str]) -> None:
+    assert _cached(demo, patient, headers) == _fresh(demo, patient, headers)
+
+
+def test_a_consent_objection_from_another_connection_applies_to_the_next_read(
+    demo: Demo, other: Engine,
+) -> None:
+    org, patient = _other_org_patient(demo)
+    assert {"RWC", org} <= _primed(demo, patient)
+    rwc_patient = demo.patients["RWC"][0]
+    _write(other, "INSERT INTO consent_directives (id, patient_id, kind, status, organisation, "
+           "recorded, recorded_by_org, recorded_by, version, updated_at, resource) VALUES "
+           "(:id, :p, 'objection', 'active', 'RWC', CURRENT_DATE, 'RWC', 'test', 1, now(), '{}')",
+           id="cache-objection", p=rwc_patient)
+    try:
+        _settle(demo)
+        assert _owners(demo, patient) == {"RWC"}
+        _same_as_fresh(demo, patient, demo.insider)
+    finally:
+        _write(other, "DELETE FROM consent_directives WHERE id = 'cache-objection'")
+    _settle(demo)
+    assert {"RWC", org} <= _owners(demo, patient)
+
+
+def test_a_record_change_from_another_connection_applies_to_the_next_read(
+    demo: Demo, other: Engine,
+) -> None:
+    _org, patient = _other_org_patient(demo)
+    _primed(demo, patient)
+    found = _cached(demo, patient, demo.insider)
+    assert found is not None
+    reference = next(r for r in found[1].resources if not r.startswith("Patient/"))
+    rtype, rid = reference.split("/")
+    _write(other, "UPDATE resources SET body = replace(body, '\"resourceType\"', :probe) "
+           "WHERE resource_type = :t AND id = :i",
+           probe='"cacheProbe":1,"resourceType"', t=rtype, i=rid)
+    try:
+        _settle(demo)
+        r = demo.client.get(f"/fhir/Patient/{patient}/$everything", headers=demo.insider)
+        changed = [e for e in r.json()["entry"] if e["fullUrl"].endswith(f"/{reference}")]
+        assert changed
+        assert changed[0]["resource"]["cacheProbe"] == 1
+        _same_as_fresh(demo, patient, demo.insider)
+    finally:
+        _write(other, "UPDATE resources SET body = replace(body, :probe, '') "
+               "WHERE resource_type = :t AND id = :i", probe='"cacheProbe":1,', t=rtype, i=rid)
+    _settle(demo)
+    again = demo.client.get(f"/fhir/Patient/{patient}/$everything", headers=demo.insider).json()
+    assert all("cacheProbe" not in e["resource"] for e in again["entry"])
+
+
+def test_a_link_change_from_another_connection_applies_to_the_next_read(
+    demo: Demo, other: Engine,
+) -> None:
+    org, patient = _other_org_patient(demo)
+    assert {"RWC", org} <= _primed(demo, patient)
+    rwc_patient = demo.patients["RWC"][0]
+    stray = str(uuid.uuid4())
+    _write(other, "INSERT INTO persons (id, created_at, state, flagged) "
+           "VALUES (:id, now(), 'active', false)", id=stray)
+    _write(other, "UPDATE person_records SET person_id = :s WHERE record_id = :r",
+           s=stray, r=f"Patient/{rwc_patient}")
+    try:
+        _settle(demo)
+        assert "RWC" not in _owners(demo, patient)  # RWC's record is no longer this person's
+        _same_as_fresh(demo, patient, demo.insider)
+    finally:
+        _write(other, "UPDATE person_records SET person_id = :p WHERE record_id = :r",
+               p=demo.person, r=f"Patient/{rwc_patient}")
+        _write(other, "DELETE FROM persons WHERE id = :s", s=stray)
+    _settle(demo)
+    assert {"RWC", org} <= _owners(demo, patient)
+
+
+def test_relationship_evidence_changed_from_another_connection_applies_to_the_next_read(
+    demo: Demo, other: Engine,
+) -> None:
+    org, patient = _other_org_patient(demo)
+    assert {"RWC", org} <= _primed(demo, patient)
+    subjects = [p for ps in demo.patients.values() for p in ps]
+    evidence = "('CareTeam', 'EpisodeOfCare', 'Encounter', 'ServiceRequest')"
+    _write(other, f"UPDATE resources SET subject_id = subject_id || '-away' "
+           f"WHERE subject_id = ANY(:s) AND resource_type IN {evidence}", s=subjects)
+    try:
+        _settle(demo)
+        # no relationship evidenced any more: only RWC's own records (if any) remain
+        assert org not in _owners(demo, patient)
+        _same_as_fresh(demo, patient, demo.insider)
+    finally:
+        _write(other, f"UPDATE resources SET subject_id = left(subject_id, -5) "
+               f"WHERE subject_id LIKE '%-away' AND resource_type IN {evidence}")
+    _settle(demo)
+    assert {"RWC", org} <= _owners(demo, patient)
+
+
+def test_a_suspended_agreement_applies_to_the_next_read(demo: Demo) -> None:
+    """Agreements are files, compiled per worker (each day or on reload); the cache holds
+    no decision, only what the decisions are made from, so a reloaded point decides
+    every cached person afresh."""
+    org, patient = _other_org_patient(demo)
+    assert {"RWC", org} <= _primed(demo, patient)
+    path = Path(demo.svc.access.agreements_dir) / "wessex-direct-care.yaml"
+    kept = path.with_suffix(".keep")
+    shutil.copy(path, kept)
+    text_ = path.read_text()
+    assert "status: active" in text_
+    path.write_text(text_.replace("status: active", "status: suspended", 1))
+    try:
+        demo.svc.access.reload()
+        assert org not in _owners(demo, patient)
+        _same_as_fresh(demo, patient, demo.insider)
+    finally:
+        shutil.move(kept, path)
+        demo.svc.access.reload()
+    assert {"RWC", org} <= _owners(demo, patient)
+
+
+def test_a_lost_listener_empties_the_cache_and_reads_bypass_it_until_it_is_back(
+    demo: Demo, other: Engine,
+) -> None:
+    org, patient = _other_org_patient(demo)
+    assert {"RWC", org} <= _primed(demo, patient)
+    cache = demo.svc.access.read_cache
+    assert cache is not None
+    _write(other, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+           "WHERE application_name = 'joinedup read cache listener' "
+           "AND datname = current_database()")
+    deadline = time.monotonic() + 20
+    while cache.online:  # the listener notices its connection is gone
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert cache.stats()["entries"] == 0
+    rwc_patient = demo.patients["RWC"][0]
+    _write(other, "INSERT INTO consent_directives (id, patient_id, kind, status, organisation, "
+           "recorded, recorded_by_org, recorded_by, version, updated_at, resource) VALUES "
+           "(:id, :p, 'objection', 'active', 'RWC', CURRENT_DATE, 'RWC', 'test', 1, now(), '{}')",
+           id="cache-offline", p=rwc_patient)
+    try:
+        if not cache.online:  # still reconnecting: a read goes to the database
+            hits = _hits(demo)
+            assert _owners(demo, patient) == {"RWC"}
+            assert _hits(demo) == hits or cache.online
+        _online(demo)
+        assert _owners(demo, patient) == {"RWC"}
+        _same_as_fresh(demo, patient, demo.insider)
+    finally:
+        _write(other, "DELETE FROM consent_directives WHERE id = 'cache-offline'")
+    _settle(demo)
+    assert {"RWC", org} <= _owners(demo, patient)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_cached_answers_equal_fresh_ones_over_random_writes(
+    demo: Demo, other: Engine, seed: int,
+) -> None:
+    rng = random.Random(seed)
+    org, _patient = _other_org_patient(demo)
+    patients = sorted(p for ps in demo.patients.values() for p in ps)
+    social = next(iter(demo.patients))
+    readers = [
+        demo.insider,
+        demo.outsider,
+        _headers(demo.svc, org, f"{org}-P001", "clinician"),
+        _headers(demo.svc, social, f"{social}-P001", "social-worker"),
+    ]
+    with other.connect() as conn:
+        refs = [tuple(r) for r in conn.execute(text(
+            "SELECT resource_type, id FROM resources WHERE subject_id = ANY(:s) ORDER BY 1, 2"),
+            {"s": patients})]
+    undo: list[tuple[str, dict[str, Any]]] = []
+    _online(demo)
+
+    def objection() -> None:
+        cid = f"rand-{uuid.uuid4().hex[:12]}"
+        to = rng.choice([None, "RWC", org])
+        category = None if to else rng.choice(["medications", "conditions", "encounters"])
+        _write(other, "INSERT INTO consent_directives (id, patient_id, kind, status, "
+               "organisation, category, recorded, recorded_by_org, recorded_by, version, "
+               "updated_at, resource) VALUES (:id, :p, 'objection', 'active', :o, :c, "
+               "CURRENT_DATE, 'RWC', 'test', 1, now(), '{}')",
+               id=cid, p=rng.choice(patients), o=to, c=category)
+        undo.append(("DELETE FROM consent_directives WHERE id = :id", {"id": cid}))
+
+    def withdraw() -> None:
+        _write(other, "UPDATE consent_directives SET status = 'inactive' "
+               "WHERE id LIKE 'rand-%' AND status = 'active'")
+
+    def relabel() -> None:
+        rtype, rid = rng.choice(refs)
+        with other.connect() as conn:
+            was = conn.execute(text("SELECT sensitivity FROM resources WHERE resource_type = :t "
+                                    "AND id = :i"), {"t": rtype, "i": rid}).scalar_one()
+        _write(other, "UPDATE resources SET sensitivity = :s WHERE resource_type = :t "
+               "AND id = :i", s=rng.choice("NRV"), t=rtype, i=rid)
+        undo.append(("UPDATE resources SET sensitivity = :s WHERE resource_type = :t "
+                     "AND id = :i", {"s": was, "t": rtype, "i": rid}))
+
+    def unlink() -> None:
+        moved = rng.choice(patients)
+        stray = str(uuid.uuid4())
+        _write(other, "INSERT INTO persons (id, created_at, state, flagged) "
+               "VALUES (:id, now(), 'active', false)", id=stray)
+        _write(other, "UPDATE person_records SET person_id = :s WHERE record_id = :r",
+               s=stray, r=f"Patient/{moved}")
+        undo.append(("DELETE FROM persons WHERE id = :s", {"s": stray}))
+        undo.append(("UPDATE person_records SET person_id = :p WHERE record_id = :r",
+                     {"p": demo.person, "r": f"Patient/{moved}"}))
+
+    def relink() -> None:
+        while undo and undo[-1][0].startswith("UPDATE person_records"):
+            sql, params = undo.pop()
+            _write(other, sql, **params)
+
+    try:
+        for _step in range(12):
+            rng.choice([objection, withdraw, relabel, unlink, relink])()
+            _settle(demo)
+            for _read in range(3):
+                headers = rng.choice(readers)
+                asked = rng.choice(patients)
+                fresh = _fresh(demo, asked, headers)
+                assert _cached(demo, asked, headers) == fresh
+                in_memory = demo.svc.access.everything_in_memory(
+                    _token(demo, headers), asked, BASE)
+                assert in_memory is None or in_memory == fresh
+    finally:
+        for sql, params in reversed(undo):
+            _write(other, sql, **params)
+        _settle(demo)
+    assert _hits(demo) > 0

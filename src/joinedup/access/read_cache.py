@@ -26,6 +26,12 @@ notifications not delivered, e.g. through a transaction-pooling proxy, or a
 half-open connection) the cache is empty and stores nothing; when heartbeats
 come back it starts empty (what was missed is unknown).
 
+**Unknown ids**: a Patient id the person index does not know is remembered as
+such (keyed on itself: linking a record ``Patient/<id>`` notifies ``<id>``), so
+asking again for an unknown id runs no SQL, as asking again for a known one a
+requester may not see runs none: the two cost alike (at most ``max_entries``
+kept, apart from the persons so that many unknown ids do not evict them).
+
 **Bounds**: at most ``max_entries`` persons and about ``max_bytes`` of stored
 JSON and entries; the least recently read go first.
 """
@@ -127,6 +133,8 @@ class ReadCache:
         self._lock = threading.Lock()
         self._entries: OrderedDict[str, PersonEntry] = OrderedDict()
         self._by_key: dict[str, set[str]] = {}
+        self._unknown: OrderedDict[str, None] = OrderedDict()
+        """Patient ids the person index did not know, least recently asked first."""
         self._bytes = 0
         self._seq = 0
         """Counts invalidations; a ticket is its value when a read began."""
@@ -192,6 +200,7 @@ class ReadCache:
                     self._drop_all()
                     return
                 self._last[key] = self._seq
+                self._unknown.pop(key, None)
                 for patient_id in tuple(self._by_key.get(key, ())):
                     self._drop(patient_id)
             if len(self._last) > 100_000:
@@ -210,6 +219,7 @@ class ReadCache:
             entry.alive = False
         self._entries.clear()
         self._by_key.clear()
+        self._unknown.clear()
         self._bytes = 0
 
     def _drop(self, patient_id: str) -> None:
@@ -249,6 +259,31 @@ class ReadCache:
                 else:
                     self.misses += 1
             return entry
+
+    def unknown(self, patient_id: str) -> bool:
+        """Whether the person index was found not to know ``Patient/<patient_id>`` (and
+        nothing linked it since)."""
+        if not self._live():
+            return False
+        with self._lock:
+            if patient_id not in self._unknown:
+                return False
+            self._unknown.move_to_end(patient_id)
+            return True
+
+    def put_unknown(self, ticket: int | None, patient_id: str) -> bool:
+        """The person index did not know ``Patient/<patient_id>`` at a read begun at
+        ``ticket``."""
+        if self.max_entries <= 0:
+            return False
+        with self._lock:
+            if not self._fresh(ticket, (patient_id,)):
+                return False
+            self._unknown[patient_id] = None
+            self._unknown.move_to_end(patient_id)
+            while len(self._unknown) > self.max_entries:
+                self._unknown.popitem(last=False)
+            return True
 
     def hit(self) -> None:
         with self._lock:
@@ -325,4 +360,4 @@ class ReadCache:
     def stats(self) -> dict[str, int]:
         with self._lock:
             return {"entries": len(self._entries), "bytes": self._bytes,
-                    "hits": self.hits, "misses": self.misses}
+                    "unknown": len(self._unknown), "hits": self.hits, "misses": self.misses}

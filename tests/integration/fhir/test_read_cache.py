@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, event, text
 
 from joinedup.access.read_cache import Answer, PersonEntry, ReadCache
 from joinedup.api.fhir.records import _everything_answer
@@ -345,6 +345,44 @@ def test_cached_answers_equal_fresh_ones_over_random_writes(
             _write(other, sql, **params)
         _settle(demo)
     assert _hits(demo) > 0
+
+
+def test_an_unknown_patient_id_asked_again_runs_no_sql_until_it_is_linked(
+    demo: Demo, other: Engine,
+) -> None:
+    """As a known id the requester may not see is answered from memory, so is an
+    unknown one: how long a request takes does not tell whether the id exists."""
+    _online(demo)
+    unknown = f"cache-unknown-{uuid.uuid4().hex[:8]}"
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    engine = demo.svc.db.engine
+    assert _cached(demo, unknown, demo.outsider) is None
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        assert _cached(demo, unknown, demo.outsider) is None
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert statements == []
+    stray = str(uuid.uuid4())
+    _write(other, "INSERT INTO persons (id, created_at, state, flagged) "
+           "VALUES (:id, now(), 'active', false)", id=stray)
+    _write(other, "INSERT INTO person_records (record_id, person_id, org_code, features, rule, "
+           "linked_at, linked_by) VALUES (:r, :p, 'RWC', '{}', 'test', now(), 'test')",
+           r=f"Patient/{unknown}", p=stray)
+    try:
+        _settle(demo)
+        found = _cached(demo, unknown, demo.outsider)
+        assert found is not None
+        assert found[0] == stray
+    finally:
+        _write(other, "DELETE FROM person_records WHERE record_id = :r", r=f"Patient/{unknown}")
+        _write(other, "DELETE FROM persons WHERE id = :s", s=stray)
+    _settle(demo)
+    assert _cached(demo, unknown, demo.outsider) is None
 
 
 # -- the lease: the cache serves only while its own heartbeats come back -----------------

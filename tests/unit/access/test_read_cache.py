@@ -147,6 +147,29 @@ def test_a_lost_connection_ends_the_lease_at_once() -> None:
     assert not cache.online
 
 
+def test_an_unknown_id_is_remembered_until_its_id_is_notified() -> None:
+    clock = Clock()
+    cache = _cache(clock, entries=2)
+    ticket = cache.ticket()
+    cache.changed(["x1"])  # linked while the read was under way
+    assert not cache.put_unknown(ticket, "x1")
+    assert not cache.unknown("x1")
+    assert cache.put_unknown(cache.ticket(), "x1")
+    assert cache.unknown("x1")
+    cache.changed(["person-9", "x1"])  # a record Patient/x1 was linked
+    assert not cache.unknown("x1")
+    for patient in ("x1", "x2", "x3"):
+        assert cache.put_unknown(cache.ticket(), patient)
+    assert not cache.unknown("x1")  # bounded: the least recently asked went
+    assert cache.unknown("x3")
+    assert cache.put(cache.ticket(), _entry("p1"))
+    assert cache.put(cache.ticket(), _entry("p2"))
+    assert cache.put_unknown(cache.ticket(), "x4")
+    assert cache.get("p1") is not None  # unknown ids do not evict persons
+    clock.now += 10
+    assert not cache.unknown("x3")  # nor outlive the lease
+
+
 class _Sink:
     def __init__(self) -> None:
         self.changes: list[list[str]] = []

@@ -143,6 +143,15 @@ class Settings(BaseSettings):
         ge=0,
         description="About how much record JSON and Bundle text the read cache keeps per worker.",
     )
+    read_cache_lease_seconds: float = Field(
+        default=3.0,
+        ge=0.3,
+        le=60.0,
+        description=(
+            "The read cache serves only while one of its listener's own heartbeats (sent "
+            "every third of this) came back within this many seconds."
+        ),
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)

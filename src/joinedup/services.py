@@ -124,8 +124,10 @@ def read_cache(
         max_entries=settings.read_cache_entries,
         max_bytes=settings.read_cache_bytes,
         start_listening=lambda: holder[0].start(),
+        lease_seconds=settings.read_cache_lease_seconds,
     )
-    changes = ChangeListener(db.engine.url, cache)
+    changes = ChangeListener(
+        db.engine, cache, heartbeat_seconds=settings.read_cache_lease_seconds / 3)
     holder.append(changes)
     return cache, changes, watch_local_writes(db.engine, cache.changed_everything)
 

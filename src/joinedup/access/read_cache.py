@@ -14,9 +14,23 @@ touches (person ids, Patient ids, or ``*``); ``storage.changes.ChangeListener``
 hands them to :meth:`ReadCache.changed`, which drops every entry holding one.
 A read takes a :meth:`ticket` *before* it reads the database and its result is
 kept only if nothing it depends on was invalidated after the ticket, so a read
-racing a change never stores what the change replaced. While the listener is not
-connected (not yet started, or its connection lost) the cache is empty and
-stores nothing: notifications may have been missed.
+racing a change never stores what the change replaced.
+
+**Lease**: the cache serves and stores only while its listener proves it is
+receiving. The listener sends a heartbeat notification of its own through
+another connection every ``lease_seconds / 3``; each of its own heartbeats that
+comes back (notifications arrive in commit order, so every change committed
+before it has arrived too) extends the lease to ``lease_seconds`` after that
+heartbeat was sent. While there is no lease (not yet started, connection lost,
+notifications not delivered, e.g. through a transaction-pooling proxy, or a
+half-open connection) the cache is empty and stores nothing; when heartbeats
+come back it starts empty (what was missed is unknown).
+
+**Unknown ids**: a Patient id the person index does not know is remembered as
+such (keyed on itself: linking a record ``Patient/<id>`` notifies ``<id>``), so
+asking again for an unknown id runs no SQL, as asking again for a known one a
+requester may not see runs none: the two cost alike (at most ``max_entries``
+kept, apart from the persons so that many unknown ids do not evict them).
 
 **Bounds**: at most ``max_entries`` persons and about ``max_bytes`` of stored
 JSON and entries; the least recently read go first.
@@ -25,6 +39,7 @@ JSON and entries; the least recently read go first.
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
@@ -106,13 +121,20 @@ class ReadCache:
         max_entries: int,
         max_bytes: int,
         start_listening: Callable[[], None] | None = None,
+        lease_seconds: float = 3.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``clock``: what heartbeats' send times are read on (``time.monotonic``)."""
         self.max_entries = max_entries
         self.max_bytes = max_bytes
+        self.lease_seconds = lease_seconds
         self._start = start_listening
+        self._clock = clock
         self._lock = threading.Lock()
         self._entries: OrderedDict[str, PersonEntry] = OrderedDict()
         self._by_key: dict[str, set[str]] = {}
+        self._unknown: OrderedDict[str, None] = OrderedDict()
+        """Patient ids the person index did not know, least recently asked first."""
         self._bytes = 0
         self._seq = 0
         """Counts invalidations; a ticket is its value when a read began."""
@@ -121,16 +143,54 @@ class ReadCache:
         self._last: dict[str, int] = {}
         """key -> ``_seq`` at its last invalidation (forgotten by raising ``_floor``)."""
         self._online = False
+        """The listener has run ``LISTEN`` (and not lost its connection since)."""
+        self._lease_until = 0.0
+        """``clock()`` value until which the cache may serve and store (0: no lease)."""
+        self._lapsed = True
+        """Everything was dropped since the lease ran out (or there never was one)."""
         self.hits = 0
         self.misses = 0
 
     # -- the listener's side ---------------------------------------------------------
     def listening(self, up: bool) -> None:
-        """Up: start from nothing (what was missed is unknown). Down: drop everything and
-        keep nothing until up again."""
+        """Up: start from nothing (what was missed is unknown) and wait for a heartbeat.
+        Down: drop everything and keep nothing until up again and a heartbeat is back."""
         with self._lock:
             self._drop_all()
             self._online = up
+            self._lease_until = 0.0
+            self._lapsed = True
+
+    def heartbeat(self, sent_at: float) -> None:
+        """One of this cache's listener's own heartbeats, sent at ``sent_at`` (on
+        ``clock``), came back: every change committed before then has been handed to
+        :meth:`changed`. Extends the lease to ``lease_seconds`` after ``sent_at``; after
+        a lapse the cache starts empty."""
+        with self._lock:
+            if not self._online:
+                return
+            until = sent_at + self.lease_seconds
+            if self._clock() >= self._lease_until:  # no lease until now: start afresh
+                self._drop_all()
+                self._lease_until = until
+            else:
+                self._lease_until = max(self._lease_until, until)
+            self._lapsed = self._clock() >= self._lease_until
+
+    def _live(self) -> bool:
+        """Under a lease (one clock read); once it has run out, drop everything."""
+        if self._clock() < self._lease_until:
+            return True
+        if not self._lapsed:
+            with self._lock:
+                self._lapse()
+        return False
+
+    def _lapse(self) -> None:
+        """(Under the lock.) The lease has run out: drop everything once."""
+        if not self._lapsed and self._clock() >= self._lease_until:
+            self._drop_all()
+            self._lapsed = True
 
     def changed(self, keys: Iterable[str]) -> None:
         with self._lock:
@@ -140,6 +200,7 @@ class ReadCache:
                     self._drop_all()
                     return
                 self._last[key] = self._seq
+                self._unknown.pop(key, None)
                 for patient_id in tuple(self._by_key.get(key, ())):
                     self._drop(patient_id)
             if len(self._last) > 100_000:
@@ -158,6 +219,7 @@ class ReadCache:
             entry.alive = False
         self._entries.clear()
         self._by_key.clear()
+        self._unknown.clear()
         self._bytes = 0
 
     def _drop(self, patient_id: str) -> None:
@@ -176,7 +238,7 @@ class ReadCache:
     # -- the reader's side -----------------------------------------------------------
     def ticket(self) -> int | None:
         """Taken before reading the database; None while nothing may be kept."""
-        if not self._online:
+        if not self._live():
             if self._start is not None:
                 self._start()
             return None
@@ -185,7 +247,7 @@ class ReadCache:
     def get(self, patient_id: str, *, count: bool = True) -> PersonEntry | None:
         """``count``: add to the hit or miss count (a probe that may fall back to a
         counted :meth:`get` does not)."""
-        if not self._online:
+        if not self._live():
             return None
         with self._lock:
             entry = self._entries.get(patient_id)
@@ -198,13 +260,41 @@ class ReadCache:
                     self.misses += 1
             return entry
 
+    def unknown(self, patient_id: str) -> bool:
+        """Whether the person index was found not to know ``Patient/<patient_id>`` (and
+        nothing linked it since)."""
+        if not self._live():
+            return False
+        with self._lock:
+            if patient_id not in self._unknown:
+                return False
+            self._unknown.move_to_end(patient_id)
+            return True
+
+    def put_unknown(self, ticket: int | None, patient_id: str) -> bool:
+        """The person index did not know ``Patient/<patient_id>`` at a read begun at
+        ``ticket``."""
+        if self.max_entries <= 0:
+            return False
+        with self._lock:
+            if not self._fresh(ticket, (patient_id,)):
+                return False
+            self._unknown[patient_id] = None
+            self._unknown.move_to_end(patient_id)
+            while len(self._unknown) > self.max_entries:
+                self._unknown.popitem(last=False)
+            return True
+
     def hit(self) -> None:
         with self._lock:
             self.hits += 1
 
     def _fresh(self, ticket: int | None, keys: Iterable[str]) -> bool:
         """Nothing these keys depend on changed since ``ticket`` (call under the lock)."""
-        if ticket is None or not self._online or ticket < self._floor:
+        if ticket is None or ticket < self._floor:
+            return False
+        if self._clock() >= self._lease_until:
+            self._lapse()
             return False
         last = self._last
         return all(last.get(k, -1) <= ticket for k in keys)
@@ -264,9 +354,10 @@ class ReadCache:
     # -- for operators and tests -----------------------------------------------------
     @property
     def online(self) -> bool:
-        return self._online
+        """Serving and storing: listening, with a lease from a recent heartbeat."""
+        return self._live()
 
     def stats(self) -> dict[str, int]:
         with self._lock:
             return {"entries": len(self._entries), "bytes": self._bytes,
-                    "hits": self.hits, "misses": self.misses}
+                    "unknown": len(self._unknown), "hits": self.hits, "misses": self.misses}

@@ -394,8 +394,11 @@ class AccessService:
                 return opened[0]
 
             if entry is None:
+                if cache.unknown(patient_id):  # no SQL, as for a known one kept
+                    return None
                 found = _person_and_patients(conn(), f"Patient/{patient_id}")
                 if found is None:
+                    cache.put_unknown(ticket, patient_id)
                     return None
                 person_id, patients = found
                 if not person_id:  # merged away (rare): the uncached path asks the index

@@ -49,6 +49,7 @@ from joinedup.records.tables import (
     string_index,
     token_index,
 )
+from joinedup.storage.changes import wrote_directly
 from joinedup.storage.engine import Database
 
 Key = tuple[str, str]
@@ -375,6 +376,7 @@ def bulk_insert(
         with dbapi.cursor() as cur, cur.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
+        wrote_directly(conn, table.name)  # the read cache's statement hook never saw it
         return
     marks = ", ".join("?" for _ in columns)
     conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", rows)

@@ -16,15 +16,19 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, event, text
 
-from joinedup.access.read_cache import Answer
+from joinedup.access.read_cache import Answer, PersonEntry, ReadCache
 from joinedup.api.fhir.records import _everything_answer
 from joinedup.auth.tokens import AccessToken
+from joinedup.people.models import Person
+from joinedup.records.writer import bulk_insert
+from joinedup.storage.changes import CHANNEL, ChangeListener, watch_local_writes
 from joinedup.storage.engine import Database
 from tests.integration.fhir import test_records_api
 from tests.integration.fhir.test_records_api import Demo, _headers, _other_org_patient
@@ -341,3 +345,187 @@ def test_cached_answers_equal_fresh_ones_over_random_writes(
             _write(other, sql, **params)
         _settle(demo)
     assert _hits(demo) > 0
+
+
+def test_an_unknown_patient_id_asked_again_runs_no_sql_until_it_is_linked(
+    demo: Demo, other: Engine,
+) -> None:
+    """As a known id the requester may not see is answered from memory, so is an
+    unknown one: how long a request takes does not tell whether the id exists."""
+    _online(demo)
+    unknown = f"cache-unknown-{uuid.uuid4().hex[:8]}"
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    engine = demo.svc.db.engine
+    assert _cached(demo, unknown, demo.outsider) is None
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        assert _cached(demo, unknown, demo.outsider) is None
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert statements == []
+    stray = str(uuid.uuid4())
+    _write(other, "INSERT INTO persons (id, created_at, state, flagged) "
+           "VALUES (:id, now(), 'active', false)", id=stray)
+    _write(other, "INSERT INTO person_records (record_id, person_id, org_code, features, rule, "
+           "linked_at, linked_by) VALUES (:r, :p, 'RWC', '{}', 'test', now(), 'test')",
+           r=f"Patient/{unknown}", p=stray)
+    try:
+        _settle(demo)
+        found = _cached(demo, unknown, demo.outsider)
+        assert found is not None
+        assert found[0] == stray
+    finally:
+        _write(other, "DELETE FROM person_records WHERE record_id = :r", r=f"Patient/{unknown}")
+        _write(other, "DELETE FROM persons WHERE id = :s", s=stray)
+    _settle(demo)
+    assert _cached(demo, unknown, demo.outsider) is None
+
+
+# -- the lease: the cache serves only while its own heartbeats come back -----------------
+
+def _until(what: str, done: Any, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.02)
+
+
+def _own_cache(demo: Demo, lease: float = 1.5) -> tuple[ReadCache, ChangeListener]:
+    holder: list[ChangeListener] = []
+    cache = ReadCache(max_entries=10, max_bytes=10**8, lease_seconds=lease,
+                      start_listening=lambda: holder[0].start())
+    listener = ChangeListener(demo.svc.db.engine, cache, heartbeat_seconds=lease / 3)
+    holder.append(listener)
+    cache.ticket()  # starts the listener
+    _until("the cache is online", lambda: cache.online)
+    return cache, listener
+
+
+def test_the_lease_keeps_a_working_listeners_cache_online(demo: Demo) -> None:
+    _org, patient = _other_org_patient(demo)
+    _primed(demo, patient)
+    changes, cache = demo.svc.changes, demo.svc.access.read_cache
+    assert changes is not None
+    assert cache is not None
+    back = changes.heartbeats_back
+    _until("three more heartbeats came back", lambda: changes.heartbeats_back >= back + 3)
+    assert cache.online
+    hits = _hits(demo)
+    _owners(demo, patient)
+    assert _hits(demo) > hits  # still answered from memory: the heartbeats cleared nothing
+
+
+def test_a_listener_that_stops_receiving_takes_its_cache_offline(demo: Demo) -> None:
+    """As behind a transaction-pooling proxy: LISTEN ran, the connection works, nothing
+    arrives. Without the lease the cache would serve from memory for ever."""
+    cache, listener = _own_cache(demo)
+    try:
+        assert cache.put(cache.ticket(), PersonEntry("p1", "person-1", ("p1",), ()))
+        listener.stop_receiving()
+        _until("the cache is offline", lambda: not cache.online)
+        assert cache.stats()["entries"] == 0
+        sent = listener.heartbeats_sent
+        _until("three more heartbeats were sent", lambda: listener.heartbeats_sent >= sent + 3)
+        assert not cache.online  # sent, never received: it stays offline
+        assert cache.ticket() is None
+        assert listener.started
+    finally:
+        listener.stop(wait=5)
+
+
+def test_a_stalled_heartbeat_takes_the_cache_offline_and_it_returns_empty(demo: Demo) -> None:
+    """As when the database host vanishes (a half-open connection): the heartbeats stop
+    coming back. Another listener's heartbeats, still arriving, do not renew this lease."""
+    cache, listener = _own_cache(demo)
+    _other_cache, other_listener = _own_cache(demo)
+    try:
+        assert cache.put(cache.ticket(), PersonEntry("p1", "person-1", ("p1",), ()))
+        listener.hold_heartbeats()
+        _until("the cache is offline", lambda: not cache.online)
+        assert cache.get("p1") is None
+        sent = other_listener.heartbeats_sent
+        _until("the other listener sent three more",
+               lambda: other_listener.heartbeats_sent >= sent + 3)
+        assert not cache.online
+        listener.hold_heartbeats(False)
+        _until("the cache is online again", lambda: cache.online)
+        assert cache.get("p1") is None  # what was missed is unknown: it starts empty
+    finally:
+        listener.stop(wait=5)
+        other_listener.stop(wait=5)
+
+
+# -- own writes that bypass SQLAlchemy, and the triggers' functions --------------------
+
+def test_a_bulk_copy_empties_the_writers_own_cache_at_its_commit(demo: Demo) -> None:
+    """``COPY`` on the driver's cursor is not seen by the statement hook; without a
+    notification (no listener here) only the own-write hooks can empty the cache."""
+    engine = demo.svc.db.engine
+    cache = ReadCache(max_entries=10, max_bytes=10**8, lease_seconds=600)
+    cache.listening(True)
+    cache.heartbeat(time.monotonic())
+    unwatch = watch_local_writes(engine, cache.changed_everything)
+    stray = str(uuid.uuid4())
+    try:
+        assert cache.put(cache.ticket(), PersonEntry("p1", "person-1", ("p1",), ()))
+        table = Person.__table__
+        with engine.begin() as conn:
+            bulk_insert(conn, table, ("id", "created_at", "state", "flagged"),  # type: ignore[arg-type]
+                        [(stray, datetime.now(UTC), "active", False)])
+        assert cache.get("p1") is None
+    finally:
+        unwatch()
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM persons WHERE id = :s"), {"s": stray})
+
+
+def _notified(demo: Demo, *statements: str, **params: Any) -> list[str]:
+    """The payloads on the read cache's channel from running ``statements`` in a
+    transaction."""
+    import psycopg
+
+    url = demo.svc.db.engine.url.set(drivername="postgresql")
+    conninfo = url.render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as listen:
+        listen.execute(f"LISTEN {CHANNEL}")
+        with psycopg.connect(conninfo) as conn:
+            for sql in statements:
+                conn.execute(sql, params)  # type: ignore[call-overload]
+            conn.commit()
+            marker = uuid.uuid4().hex
+            conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, marker))
+            conn.commit()
+        got: list[str] = []
+        for note in listen.notifies(timeout=20):
+            if note.payload == marker:
+                return got
+            got.append(note.payload)
+    raise AssertionError(f"the marker did not arrive; got {got}")
+
+
+def test_a_payload_over_the_byte_limit_becomes_everything(demo: Demo) -> None:
+    """3,600 two-byte characters: 7,200 bytes, past the 7,000-byte bound though well
+    under 7,000 characters."""
+    wide = "\u00e9" * 3600
+    got = _notified(demo, "SELECT joinedup_read_cache_notify(ARRAY[%(k)s])", k=wide)
+    assert got == ["*"]
+    assert _notified(demo, "SELECT joinedup_read_cache_notify(ARRAY[%(k)s])",
+                     k="\u00e9" * 10) == ["\u00e9" * 10]
+
+
+def test_the_triggers_notify_whatever_the_writers_search_path(demo: Demo) -> None:
+    stray = str(uuid.uuid4())
+    schema = demo.svc.db.engine.dialect.default_schema_name or "public"
+    got = _notified(
+        demo,
+        "SET LOCAL search_path TO pg_catalog",
+        f"INSERT INTO {schema}.persons (id, created_at, state, flagged) "
+        "VALUES (%(s)s, now(), 'active', false)",
+        f"DELETE FROM {schema}.persons WHERE id = %(s)s",
+        s=stray,
+    )
+    assert got == [stray]  # (identical payloads in one transaction are sent once)

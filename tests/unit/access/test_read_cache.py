@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+from sqlalchemy import create_engine
+
 from joinedup.access.read_cache import PersonEntry, ReadCache
-from joinedup.storage.changes import writes_watched_table
+from joinedup.storage.changes import ChangeListener, writes_watched_table
 
 
-def _cache(**kw: int) -> ReadCache:
-    cache = ReadCache(max_entries=kw.get("entries", 10), max_bytes=kw.get("bytes", 10**9))
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _cache(clock: Clock | None = None, **kw: int) -> ReadCache:
+    clock = clock or Clock()
+    cache = ReadCache(max_entries=kw.get("entries", 10), max_bytes=kw.get("bytes", 10**9),
+                      lease_seconds=3.0, clock=clock)
     cache.listening(True)
+    cache.heartbeat(clock.now)
     return cache
 
 
@@ -74,6 +87,120 @@ def test_without_a_listener_nothing_is_kept_or_served() -> None:
     assert not cache.put(old, _entry("p3"))
 
 
+def test_listening_alone_is_not_enough_a_heartbeat_must_come_back() -> None:
+    clock = Clock()
+    cache = ReadCache(max_entries=10, max_bytes=10**9, lease_seconds=3.0, clock=clock)
+    cache.listening(True)  # LISTEN ran: through a transaction pooler it may never deliver
+    assert not cache.online
+    assert cache.ticket() is None
+    cache.heartbeat(clock.now)
+    assert cache.online
+    assert cache.put(cache.ticket(), _entry("p1"))
+
+
+def test_when_the_lease_runs_out_everything_is_dropped_and_nothing_kept() -> None:
+    clock = Clock()
+    cache = _cache(clock)
+    assert cache.put(cache.ticket(), _entry("p1"))
+    ticket = cache.ticket()
+    clock.now += 2.9
+    assert cache.get("p1") is not None  # within the lease
+    clock.now += 0.2  # no heartbeat for longer than the lease
+    assert cache.get("p1") is None
+    assert cache.ticket() is None
+    assert not cache.put(ticket, _entry("p2"))  # a read begun under the lease
+    assert cache.stats()["entries"] == 0
+    assert not cache.online
+
+
+def test_a_lapsed_lease_nobody_noticed_still_starts_empty_when_heartbeats_return() -> None:
+    clock = Clock()
+    cache = _cache(clock)
+    assert cache.put(cache.ticket(), _entry("p1"))
+    ticket = cache.ticket()
+    clock.now += 10  # lapsed, with no read in between
+    cache.heartbeat(clock.now)
+    assert cache.online
+    assert cache.get("p1") is None
+    assert not cache.put(ticket, _entry("p2"))
+
+
+def test_heartbeats_extend_the_lease_from_when_they_were_sent() -> None:
+    clock = Clock()
+    cache = _cache(clock)
+    assert cache.put(cache.ticket(), _entry("p1"))
+    for _ in range(5):
+        clock.now += 1
+        cache.heartbeat(clock.now - 0.5)  # sent half a second ago
+    assert cache.get("p1") is not None
+    clock.now += 2.6  # 3.1 s after the last heartbeat was sent
+    assert cache.get("p1") is None
+    cache.heartbeat(clock.now - 5)  # one that took longer than the lease: no lease
+    assert not cache.online
+
+
+def test_a_lost_connection_ends_the_lease_at_once() -> None:
+    clock = Clock()
+    cache = _cache(clock)
+    cache.listening(False)
+    cache.heartbeat(clock.now)  # a late one from the connection that went: ignored
+    assert not cache.online
+
+
+def test_an_unknown_id_is_remembered_until_its_id_is_notified() -> None:
+    clock = Clock()
+    cache = _cache(clock, entries=2)
+    ticket = cache.ticket()
+    cache.changed(["x1"])  # linked while the read was under way
+    assert not cache.put_unknown(ticket, "x1")
+    assert not cache.unknown("x1")
+    assert cache.put_unknown(cache.ticket(), "x1")
+    assert cache.unknown("x1")
+    cache.changed(["person-9", "x1"])  # a record Patient/x1 was linked
+    assert not cache.unknown("x1")
+    for patient in ("x1", "x2", "x3"):
+        assert cache.put_unknown(cache.ticket(), patient)
+    assert not cache.unknown("x1")  # bounded: the least recently asked went
+    assert cache.unknown("x3")
+    assert cache.put(cache.ticket(), _entry("p1"))
+    assert cache.put(cache.ticket(), _entry("p2"))
+    assert cache.put_unknown(cache.ticket(), "x4")
+    assert cache.get("p1") is not None  # unknown ids do not evict persons
+    clock.now += 10
+    assert not cache.unknown("x3")  # nor outlive the lease
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.changes: list[list[str]] = []
+        self.beats: list[float] = []
+
+    def changed(self, keys: object) -> None:
+        self.changes.append(list(keys))  # type: ignore[call-overload]
+
+    def listening(self, up: bool) -> None:
+        pass
+
+    def heartbeat(self, sent_at: float) -> None:
+        self.beats.append(sent_at)
+
+
+def test_heartbeats_invalidate_nothing_and_only_this_listeners_renew_the_lease() -> None:
+    sink = _Sink()
+    listener = ChangeListener(create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none"), sink)
+    listener._sent[7] = 42.0
+    listener._deliver("hb:someoneelse:7")  # another worker's heartbeat
+    listener._deliver(f"hb:{listener._nonce}:8")  # not one it sent
+    listener._deliver("hb:garbage")
+    assert sink.changes == []
+    assert sink.beats == []
+    listener._deliver(f"hb:{listener._nonce}:7")
+    assert sink.beats == [42.0]
+    assert sink.changes == []
+    listener._deliver("p1 person-1")
+    assert sink.changes == [["p1", "person-1"]]
+
+
 def test_the_least_recently_read_go_first() -> None:
     cache = _cache(entries=2)
     for patient in ("p1", "p2"):
@@ -103,3 +230,11 @@ def test_writes_to_watched_tables_are_recognised() -> None:
     assert not writes_watched_table("INSERT INTO audit_events (resources) VALUES ('x')")
     assert not writes_watched_table("SELECT * FROM resources")
     assert not writes_watched_table("INSERT INTO audit_event_persons (seq) VALUES (1)")
+
+
+def test_schema_qualified_writes_are_recognised() -> None:
+    assert writes_watched_table("INSERT INTO public.resources (id) VALUES (1)")
+    assert writes_watched_table('UPDATE "public"."person_records" SET person_id = 1')
+    assert writes_watched_table("DELETE FROM joinedup . consent_directives WHERE id = 1")
+    assert writes_watched_table("COPY public.persons (id) FROM STDIN")
+    assert not writes_watched_table("INSERT INTO public.audit_events (resources) VALUES ('x')")

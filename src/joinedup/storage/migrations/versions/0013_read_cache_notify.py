@@ -14,7 +14,9 @@ Each sends ``pg_notify('joinedup_read_cache', '<key> <key> ...')`` with the
 distinct keys, or ``*`` (drop everything) for TRUNCATE or when the keys would
 not fit a notification. PostgreSQL delivers a notification when its
 transaction commits, to every session listening, in commit order. SQLite has
-no cache (one process, embedded) and gets nothing here.
+no cache (one process, embedded) and gets nothing here. Every function runs with
+the ``search_path`` the migration ran with (``SET search_path FROM CURRENT``), so
+a writer's own ``search_path`` cannot hide or replace the notify function.
 
 Revision ID: 0013_read_cache_notify
 Revises: 0008_records_ingest, 0006_access, 0010_people_rebuild
@@ -31,7 +33,8 @@ depends_on = None
 
 CHANNEL = "joinedup_read_cache"
 MAX_PAYLOAD = 7000
-"""PostgreSQL refuses payloads of 8000 bytes or more; past this, drop everything."""
+"""PostgreSQL refuses payloads of 8000 bytes or more (bytes, not characters: the
+check is ``octet_length``); past this many, drop everything."""
 
 _KEYS = {
     "resources": (
@@ -52,7 +55,7 @@ def _function(table: str, keys: str) -> str:
     new, old = keys.format(rows="new_rows"), keys.format(rows="old_rows")
     return f"""
 CREATE OR REPLACE FUNCTION joinedup_read_cache_{table}() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 BEGIN
   IF TG_OP = 'INSERT' THEN
     PERFORM joinedup_read_cache_notify(ARRAY({new}));
@@ -89,7 +92,7 @@ def upgrade() -> None:
         return
     op.execute(f"""
 CREATE OR REPLACE FUNCTION joinedup_read_cache_notify(keys text[]) RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE payload text;
 BEGIN
   SELECT string_agg(DISTINCT k, ' ') INTO payload
@@ -97,7 +100,7 @@ BEGIN
   IF payload IS NULL THEN
     RETURN;
   END IF;
-  IF length(payload) > {MAX_PAYLOAD} THEN
+  IF octet_length(payload) > {MAX_PAYLOAD} THEN
     payload := '*';
   END IF;
   PERFORM pg_notify('{CHANNEL}', payload);

@@ -421,14 +421,7 @@ class AccessService:
                 )
                 context = RequesterContext(consents, declared, relationships, point.today, until)
                 cache.add_context(ticket, entry, who, context)
-            requester = requester_for(
-                org=token.org, practitioner=practitioner, role=role, purpose=token.purpose,
-                person=entry.person_id, reason=token.reason, action=Action.READ,
-            )
-            access = self._person_access(
-                point, requester, entry.person_id, entry.patients, context.consents,
-                context.relationships,
-            )
+            access = self._cached_read_access(point, token, practitioner, role, entry, context)
             visible = access.visible
             if visible is not None:
                 kept = entry.answers.get((visible, answer_key))
@@ -466,14 +459,7 @@ class AccessService:
         context = entry.contexts.get(Who(token.org, practitioner, token.team))
         if context is None or not _still_valid(context, point.today, datetime.now(UTC)):
             return None
-        requester = requester_for(
-            org=token.org, practitioner=practitioner, role=role, purpose=token.purpose,
-            person=entry.person_id, reason=token.reason, action=Action.READ,
-        )
-        access = self._person_access(
-            point, requester, entry.person_id, entry.patients, context.consents,
-            context.relationships,
-        )
+        access = self._cached_read_access(point, token, practitioner, role, entry, context)
         if access.visible is None:
             return None
         kept = entry.answers.get((access.visible, answer_key))
@@ -497,6 +483,26 @@ class AccessService:
                 shared_where=access.visible is not None,
             )
         return access.person_id, answer(access, found)
+
+    def _cached_read_access(
+        self,
+        point: DecisionPoint,
+        token: AccessToken,
+        practitioner: str,
+        role: ProfessionalRole,
+        entry: PersonEntry,
+        context: RequesterContext,
+    ) -> PersonAccess:
+        """The read decisions for ``token``'s requester about a cached person, decided
+        afresh from the cached inputs."""
+        requester = requester_for(
+            org=token.org, practitioner=practitioner, role=role, purpose=token.purpose,
+            person=entry.person_id, reason=token.reason, action=Action.READ,
+        )
+        return self._person_access(
+            point, requester, entry.person_id, entry.patients, context.consents,
+            context.relationships,
+        )
 
     def _person_access(
         self,

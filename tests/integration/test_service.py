@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,16 @@ def test_request_id_is_echoed_or_made(client: TestClient) -> None:
     made = client.get("/health", headers={"X-Request-ID": "bad id!"}).headers["x-request-id"]
     assert made != "bad id!"
     assert len(made) == 32
+
+
+def test_made_request_ids_are_unique_and_count_nothing(client: TestClient) -> None:
+    """Ids the service makes are random throughout: no part of one is shared with the
+    next or counts requests (which would tell a client how busy the service is)."""
+    made = [client.get("/health").headers["x-request-id"] for _ in range(300)]
+    assert all(re.fullmatch(r"[0-9a-f]{32}", m) for m in made)
+    assert len(set(made)) == len(made)
+    assert len({m[:16] for m in made}) == len(made)
+    assert len({m[16:] for m in made}) == len(made)
 
 
 def test_metrics_use_route_templates_not_raw_paths(client: TestClient) -> None:

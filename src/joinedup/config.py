@@ -112,6 +112,14 @@ class Settings(BaseSettings):
     s3_prefix: str = "documents/"
     s3_addressing_style: str = "auto"
     s3_part_bytes: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024)
+    public_base_url: str = Field(
+        default="",
+        description=(
+            "Base URL clients reach this service at, when it is behind a proxy "
+            "(e.g. https://care.example.org/shared): FHIR `fullUrl`s, paging links and "
+            "`Location` headers start with it. Empty: the URL the request came in on."
+        ),
+    )
     issuer: str = Field(
         default="http://127.0.0.1:8000",
         description="Public base URL of this service; the `iss` of tokens it issues.",

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.datastructures import URL
 
 from joinedup.auth.cache import Verifier
 from joinedup.auth.permissions import Permission
@@ -83,3 +84,21 @@ def authenticated_for(
 
 BEARER_OPENAPI: dict[str, Any] = {"security": [{"HTTPBearer": []}]}
 """What ``Depends(_bearer)`` adds to a route's OpenAPI, for routes using ``authenticated_for``."""
+
+
+def fhir_base(request: Request) -> str:
+    """The FHIR base URL for links in answers: ``JOINEDUP_PUBLIC_BASE_URL`` when set (a
+    service behind a proxy), else the URL the request came in on; then ``/fhir``."""
+    public = request.app.state.services.settings.public_base_url
+    return (public or str(request.base_url)).rstrip("/") + "/fhir"
+
+
+def public_url(request: Request, url: URL | None = None) -> str:
+    """``url`` (default: the request's own, e.g. a ``self`` link) as clients reach it:
+    on ``JOINEDUP_PUBLIC_BASE_URL`` when that is set."""
+    text = str(request.url if url is None else url)
+    public = request.app.state.services.settings.public_base_url
+    if not public:
+        return text
+    here = str(request.base_url).rstrip("/")
+    return public.rstrip("/") + text[len(here):] if text.startswith(here) else text

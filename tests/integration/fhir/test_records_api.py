@@ -5,6 +5,7 @@ agreement, exactly the answers an unknown person gets; minimisation; audit."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -231,6 +232,31 @@ def test_search_finds_the_person_by_nhs_number_and_their_records_by_patient(demo
 
 
 # -- outside every agreement: exactly what an unknown person gets --------------------
+
+
+def test_links_use_the_public_base_url_when_one_is_set(demo: Demo) -> None:
+    """Behind a proxy the URL a request came in on is not the one clients use: with
+    ``public_base_url`` set, every ``fullUrl`` and paging link starts with it."""
+    public = "https://care.example.org/shared"
+    _, patient = _other_org_patient(demo)
+    before = demo.client.get(f"/fhir/Patient/{patient}/$everything", headers=demo.insider)
+    assert before.json()["entry"][0]["fullUrl"].startswith("http://testserver/fhir/")
+    state = demo.client.app.state  # type: ignore[attr-defined]
+    settings = demo.svc.settings.model_copy(update={"public_base_url": public + "/"})
+    state.services = dataclasses.replace(demo.svc, settings=settings)
+    try:
+        everything = demo.client.get(f"/fhir/Patient/{patient}/$everything",
+                                     headers=demo.insider)
+        page = demo.client.get("/fhir/Patient", params={"_count": 1, "name": "a"},
+                               headers=demo.insider).json()
+    finally:
+        state.services = demo.svc
+    urls = [e["fullUrl"] for e in everything.json()["entry"]]
+    assert urls
+    assert all(u.startswith(f"{public}/fhir/") for u in urls)
+    links = [link["url"] for link in page["link"]]
+    assert [link["relation"] for link in page["link"]] == ["self", "next"]
+    assert all(u.startswith(f"{public}/fhir/Patient?") for u in links)
 
 
 def _postcode(resource: dict[str, Any]) -> str | None:

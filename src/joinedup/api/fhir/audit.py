@@ -30,7 +30,7 @@ from fastapi.responses import JSONResponse
 
 from joinedup.access.purposes import Purpose
 from joinedup.api.admin.audit import Log, area_wide, record_query
-from joinedup.api.deps import Token, authenticated, require
+from joinedup.api.deps import Token, authenticated, public_url, require
 from joinedup.audit.events import AuditAction, Outcome
 from joinedup.audit.fhir import ACTION_SYSTEM, access_report_bundle, audit_event, search_bundle
 from joinedup.audit.queries import MAX_PAGE, EventQuery
@@ -91,7 +91,7 @@ def access_report(id: str, request: Request, token: Token, log: Log) -> JSONResp
         raise not_found  # a partner's IG lead: only persons its organisation holds a record of
     report = log.access_report(id)
     record_query(log, token, request, "access-report", persons=(id,))
-    return _fhir(access_report_bundle(report, self_url=str(request.url)))
+    return _fhir(access_report_bundle(report, self_url=public_url(request)))
 
 
 def _holds_record(request: Request, org: str, person_id: str) -> bool:
@@ -224,9 +224,9 @@ def search(request: Request, token: Token, log: Log) -> JSONResponse:
     if len(found) == count:
         params = [(k, v) for k, v in request.query_params.multi_items() if k != "_page"]
         params.append(("_page", str(found[-1].seq)))
-        next_url = str(request.url.replace(query=urlencode(params)))
+        next_url = public_url(request, request.url.replace(query=urlencode(params)))
     resources = [audit_event(e) for e in found]
     return _fhir(
-        search_bundle(resources, self_url=str(request.url), next_url=next_url, total=total)
+        search_bundle(resources, self_url=public_url(request), next_url=next_url, total=total)
     )
 

@@ -35,7 +35,7 @@ from joinedup.access.consent import DirectiveStatus
 from joinedup.access.consent_changes import held_by, record_directive, visible_to
 from joinedup.access.service import NOTHING_SERVED, requester_identity
 from joinedup.api.audit_trail import actor_of
-from joinedup.api.deps import Token, require, services
+from joinedup.api.deps import Token, fhir_base, public_url, require, services
 from joinedup.api.fhir import records
 from joinedup.audit.events import AuditAction, AuditEvent, Outcome
 from joinedup.auth.permissions import Permission
@@ -83,12 +83,8 @@ def create_consent(
     )
     return JSONResponse(
         stored.resource, status_code=201, media_type=FHIR_JSON,
-        headers={"Location": f"{_base(request)}/Consent/{stored.directive.id}"},
+        headers={"Location": f"{fhir_base(request)}/Consent/{stored.directive.id}"},
     )
-
-
-def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/") + "/fhir"
 
 
 @router.get("/Consent/{id}", summary="Read a consent directive",
@@ -130,12 +126,12 @@ def search_consents(request: Request, token: Token, svc: Svc) -> JSONResponse:
     refs = [f"Consent/{c.directive.id}" for c in found]
     _audit_read(svc, request, token, AuditAction.RECORD_SEARCH, "Consent?",
                 held[0] if held else None, refs)
-    base = _base(request)
+    base = fhir_base(request)
     return JSONResponse({
         "resourceType": "Bundle",
         "type": "searchset",
         "total": len(found),
-        "link": [{"relation": "self", "url": str(request.url)}],
+        "link": [{"relation": "self", "url": public_url(request)}],
         "entry": [
             {"fullUrl": f"{base}/Consent/{c.directive.id}", "resource": c.resource,
              "search": {"mode": "match"}}

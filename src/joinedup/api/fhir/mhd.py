@@ -30,7 +30,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from joinedup.api.deps import Token, authenticated, require, services
+from joinedup.api.deps import Token, authenticated, fhir_base, public_url, require, services
 from joinedup.auth.permissions import Permission
 from joinedup.documents.errors import ContentTooLarge
 from joinedup.documents.query import parse_document_search, parse_list_search
@@ -54,10 +54,6 @@ _publisher = [Depends(require(Permission.DOCUMENTS_PUBLISH))]
 
 def _sharing(svc: Services) -> DocumentSharing:
     return DocumentSharing(svc)
-
-
-def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/") + "/fhir"
 
 
 def _absolute(base: str, resource: dict[str, Any]) -> dict[str, Any]:
@@ -165,7 +161,7 @@ async def upload(request: Request, token: Token, svc: Svc) -> JSONResponse:
         sharing.finish_upload, token, staged, content_type=content_type,
         request_id=_request_id(request))
     body = {"resourceType": "Binary", "id": view.content_id, "contentType": view.content_type}
-    return _fhir(body, 201, {"Location": f"{_base(request)}/Binary/{view.content_id}",
+    return _fhir(body, 201, {"Location": f"{fhir_base(request)}/Binary/{view.content_id}",
                              "ETag": f'"{staged.sha1_hex}"'})
 
 
@@ -191,7 +187,7 @@ def mount(fhir: APIRouter) -> None:
 
 def _searchset(request: Request, entries: list[dict[str, Any]], total: int) -> JSONResponse:
     return _fhir({"resourceType": "Bundle", "type": "searchset", "total": total,
-                  "link": [{"relation": "self", "url": str(request.url)}], "entry": entries})
+                  "link": [{"relation": "self", "url": public_url(request)}], "entry": entries})
 
 
 @router.get("/DocumentReference", summary="ITI-67 Find Document References",
@@ -202,7 +198,7 @@ async def find(request: Request, token: Token, svc: Svc) -> JSONResponse:
     search = parse_document_search(await _params(request))
     found = await run_in_threadpool(
         _sharing(svc).find, token, search, request_id=_request_id(request))
-    base = _base(request)
+    base = fhir_base(request)
     entries = [{"fullUrl": f"{base}/{view.reference}", "resource": _absolute(base, result),
                 "search": {"mode": "match"}} for view, result in found.items]
     return _searchset(request, entries, found.total)
@@ -214,7 +210,7 @@ async def find_lists(request: Request, token: Token, svc: Svc) -> JSONResponse:
     search = parse_list_search(await _params(request))
     found = await run_in_threadpool(
         _sharing(svc).find_lists, token, search, request_id=_request_id(request))
-    base = _base(request)
+    base = fhir_base(request)
     entries = [{"fullUrl": f"{base}/List/{view.id}", "resource": resource,
                 "search": {"mode": "match"}} for view, resource in found.items]
     return _searchset(request, entries, found.total)
@@ -223,7 +219,7 @@ async def find_lists(request: Request, token: Token, svc: Svc) -> JSONResponse:
 @router.get("/DocumentReference/{id}", summary="Read a DocumentReference", dependencies=_reader)
 def read(id: str, request: Request, token: Token, svc: Svc) -> JSONResponse:
     result = _sharing(svc).read(token, id, request_id=_request_id(request))
-    return _fhir(_absolute(_base(request), result),
+    return _fhir(_absolute(fhir_base(request), result),
                  headers={"ETag": f'W/"{result.get("meta", {}).get("versionId", "1")}"'})
 
 
@@ -231,7 +227,7 @@ def read(id: str, request: Request, token: Token, svc: Svc) -> JSONResponse:
             dependencies=_reader)
 def history(id: str, request: Request, token: Token, svc: Svc) -> JSONResponse:
     items = _sharing(svc).history(token, id, request_id=_request_id(request))
-    base = _base(request)
+    base = fhir_base(request)
     entries = [{"fullUrl": f"{base}/{view.reference}/_history/{view.version}",
                 "resource": _absolute(base, result),
                 "request": {"method": "POST" if view.version == 1 else "PUT",
@@ -249,7 +245,7 @@ def vread(id: str, vid: str, request: Request, token: Token, svc: Svc) -> JSONRe
     if not vid.isdigit() or int(vid) < 1:  # answered as a version that does not exist
         sharing.read(token, id, version=10**9, request_id=_request_id(request))
     result = sharing.read(token, id, version=int(vid), request_id=_request_id(request))
-    return _fhir(_absolute(_base(request), result), headers={"ETag": f'W/"{vid}"'})
+    return _fhir(_absolute(fhir_base(request), result), headers={"ETag": f'W/"{vid}"'})
 
 
 # -- lifecycle ------------------------------------------------------------------------
@@ -291,7 +287,7 @@ async def change_status(id: str, request: Request, token: Token, svc: Svc) -> JS
     status, reason = _parameters(body)
     view: DocumentView = await run_in_threadpool(
         _sharing(svc).change_status, token, id, status, reason, request_id=_request_id(request))
-    return _fhir(_absolute(_base(request), view.resource),
+    return _fhir(_absolute(fhir_base(request), view.resource),
                  headers={"ETag": f'W/"{view.version}"'})
 
 

@@ -45,7 +45,15 @@ from joinedup.access.service import (
     requester_identity,
     union_filter,
 )
-from joinedup.api.deps import BEARER_OPENAPI, Token, authenticated_for, require, services
+from joinedup.api.deps import (
+    BEARER_OPENAPI,
+    Token,
+    authenticated_for,
+    fhir_base,
+    public_url,
+    require,
+    services,
+)
 from joinedup.audit.events import AuditAction
 from joinedup.auth.permissions import Permission
 from joinedup.auth.tokens import AccessToken
@@ -102,10 +110,6 @@ def _served(token: AccessToken, request: Request, action: AuditAction, asked: st
     return Served(token, action, getattr(request.state, "request_id", None), asked)
 
 
-def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/") + "/fhir"
-
-
 def _entry(
     base: str, stored: StoredResource, resource: dict[str, Any], mode: str = "match"
 ) -> dict[str, Any]:
@@ -125,11 +129,11 @@ def _bundle(
 ) -> dict[str, Any]:
     """A Bundle; ``page`` (offset, count) adds ``next``/``previous`` links, made of the
     caller's own parameters and an offset within the total the caller may see."""
-    links = [{"relation": "self", "url": str(request.url)}]
+    links = [{"relation": "self", "url": public_url(request)}]
     if page is not None:
         offset, count = page
         params = [(k, v) for k, v in request.query_params.multi_items() if k != "_offset"]
-        url = str(request.url.remove_query_params("_offset")).split("?")[0]
+        url = public_url(request, request.url.remove_query_params("_offset")).split("?")[0]
         if offset + count < total and count:
             nxt = urlencode([*params, ("_offset", str(offset + count))])
             links.append({"relation": "next", "url": f"{url}?{nxt}"})
@@ -159,7 +163,7 @@ async def everything(id: str, request: Request) -> Response:
     svc: Services = request.app.state.services
     token: AccessToken = request.state.token  # set by EVERYTHING_READER
     served = _served(token, request, AuditAction.RECORD_READ, f"Patient/{id}/$everything")
-    base = _base(request)
+    base = fhir_base(request)
     found = svc.access.everything_in_memory(token, id, base)  # the read cache: no I/O
     if found is None:
         found = await run_in_threadpool(
@@ -288,7 +292,7 @@ def history(type: str, id: str, request: Request, token: Token, svc: Svc) -> JSO
             type, id, where=access.where(), limit=count, offset=offset
         )
         total = page.total or 0
-        base = _base(request)
+        base = fhir_base(request)
         for version in page.items:
             result = access.minimise(version)
             if result is None:
@@ -390,7 +394,7 @@ def search(type: str, request: Request, token: Token, svc: Svc) -> JSONResponse:
     page = svc.records.search(query, where=where)
     included = svc.records.included(query, page.items, where=where)
     by_subject = {pid: a for a in accesses for pid in a.patient_ids}
-    base = _base(request)
+    base = fhir_base(request)
     entries = []
     for stored, mode in [*((s, "match") for s in page.items),
                          *((s, "include") for s in included)]:

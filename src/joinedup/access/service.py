@@ -626,6 +626,11 @@ NOTHING_SERVED = "nothing-served"
 not told apart here, as they are not to the caller)."""
 
 
+def served_key(stored: StoredResource) -> tuple[str, str, str]:
+    """What a read's audit event files the decision that served ``stored`` under: its
+    owner, data category and sensitivity (one decision each)."""
+    return (stored.org_code, stored.category, stored.sensitivity)
+
 
 @dataclass
 class Served:
@@ -656,7 +661,7 @@ class Served:
         self.persons.add(access.person_id)
         self.resources.append(reference or stored.reference)
         decision = access.decisions_for(stored)
-        self.decisions[(stored.org_code, stored.category, stored.sensitivity)] = decision
+        self.decisions[served_key(stored)] = decision
         if not decision.permitted:
             self.redacted += 1
 

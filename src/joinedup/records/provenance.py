@@ -129,7 +129,7 @@ def security_codings(labels: Labels) -> list[dict[str, str]]:
 def content_hash(resource: dict[str, Any]) -> str:
     """A digest of everything in the resource except what the store sets itself."""
     meta = resource.get("meta")
-    if isinstance(meta, dict) and ("versionId" in meta or "lastUpdated" in meta or "source" in meta):
+    if isinstance(meta, dict) and not meta.keys().isdisjoint(_VOLATILE_META):
         resource = {**resource, "meta": {k: v for k, v in meta.items() if k not in _VOLATILE_META}}
     data = orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
     return hashlib.blake2b(data, digest_size=16).hexdigest()

@@ -23,8 +23,9 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date
+from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -175,6 +176,10 @@ fewer_collections = _GcTuning()
 
 
 # -- a worker process ------------------------------------------------------------------
+_quality_counts = attrgetter(*(f.name for f in fields(Quality)))
+"""A :class:`Quality`'s counts as a tuple in field order (``Quality(*counts)`` back)."""
+
+
 def pack(st: Staged) -> Staged | tuple[Any, ...]:
     """``st`` as plain tuples for the queue, when it is the common case (accepted, new bodies).
 
@@ -195,11 +200,7 @@ def pack(st: Staged) -> Staged | tuple[Any, ...]:
             (p.resource_type, p.id, p.labels, p.content_hash, p.active, p.subject_id,
              i.tokens, i.strings, i.dates, i.refs, first.last_updated, first.source, first.body)
         )  # fmt: skip
-    q = st.quality
-    quality = None if q is None else (
-        q.patients, q.nhs_number_present, q.nhs_number_valid, q.birthdate_present,
-        q.postcode_present, q.future_dates, q.implausibly_old_dates, q.duplicate_source_ids,
-    )  # fmt: skip
+    quality = None if st.quality is None else _quality_counts(st.quality)
     return (st.unit, st.source_id, resources, st.warnings, quality)
 
 

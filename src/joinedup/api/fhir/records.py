@@ -43,6 +43,7 @@ from joinedup.access.service import (
     PersonAccess,
     Served,
     requester_identity,
+    served_key,
     union_filter,
 )
 from joinedup.api.deps import (
@@ -206,7 +207,7 @@ def _everything_answer(
         # what Served.add lists: the reference and the decision that served it
         resources.append(stored.reference)
         decision = access.decisions_for(stored)
-        decisions[(stored.org_code, stored.category, stored.sensitivity)] = decision
+        decisions[served_key(stored)] = decision
         if not decision.permitted:
             redacted += 1
         url = orjson.dumps(f"{base}/{stored.resource_type}/{stored.id}")

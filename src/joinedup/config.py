@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -172,6 +173,20 @@ class Settings(BaseSettings):
         value = value.lower()
         if value not in {"debug", "info", "warning", "error"}:
             raise ValueError("log_level must be debug, info, warning or error")
+        return value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _absolute_base(cls, value: str) -> str:
+        """Empty, or an absolute http(s) URL with a host and nothing after its path:
+        every link in an answer is built on it."""
+        if not value:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            raise ValueError(f"public_base_url must be an absolute http(s) URL, got {value!r}")
+        if parts.query or parts.fragment:
+            raise ValueError(f"public_base_url must not carry a query or fragment, got {value!r}")
         return value
 
     @property

@@ -110,3 +110,19 @@ def test_fhir_errors_are_operation_outcomes(client: TestClient) -> None:
     r = client.get("/fhir/Patient/123")
     assert r.status_code in {401, 404}
     assert r.json()["resourceType"] == "OperationOutcome"
+
+
+@pytest.mark.parametrize("bad", ["care.example.org/shared", "ftp://care.example.org",
+                                 "https://", "https://care.example.org/?x=1",
+                                 "https://care.example.org/#top"])
+def test_a_public_base_url_that_is_not_an_absolute_http_url_is_refused(
+    tmp_path: Path, bad: str
+) -> None:
+    with pytest.raises(ValueError, match="public_base_url") as refused:
+        Settings(data_dir=tmp_path, public_base_url=bad)
+    assert repr(bad) in str(refused.value)
+
+
+def test_a_public_base_url_with_a_path_is_accepted(tmp_path: Path) -> None:
+    url = "https://care.example.org/shared"
+    assert Settings(data_dir=tmp_path, public_base_url=url).public_base_url == url

@@ -28,7 +28,15 @@ from joinedup.api.fhir.records import _everything_answer
 from joinedup.auth.tokens import AccessToken
 from joinedup.people.models import Person
 from joinedup.records.writer import bulk_insert
-from joinedup.storage.changes import CHANNEL, ChangeListener, watch_local_writes
+from joinedup.storage.changes import (
+    CHANNEL,
+    DIGEST_CHARS,
+    LEGACY_CHANNEL,
+    ChangeListener,
+    KeyDigest,
+    read_key_digest,
+    watch_local_writes,
+)
 from joinedup.storage.engine import Database
 from tests.integration.fhir import test_records_api
 from tests.integration.fhir.test_records_api import Demo, _headers, _other_org_patient
@@ -466,7 +474,7 @@ def test_a_bulk_copy_empties_the_writers_own_cache_at_its_commit(demo: Demo) -> 
     notification (no listener here) only the own-write hooks can empty the cache."""
     engine = demo.svc.db.engine
     cache = ReadCache(max_entries=10, max_bytes=10**8, lease_seconds=600)
-    cache.listening(True)
+    cache.listening(True, _digest(demo))
     cache.heartbeat(time.monotonic())
     unwatch = watch_local_writes(engine, cache.changed_everything)
     stray = str(uuid.uuid4())
@@ -483,21 +491,26 @@ def test_a_bulk_copy_empties_the_writers_own_cache_at_its_commit(demo: Demo) -> 
             conn.execute(text("DELETE FROM persons WHERE id = :s"), {"s": stray})
 
 
-def _notified(demo: Demo, *statements: str, **params: Any) -> list[str]:
-    """The payloads on the read cache's channel from running ``statements`` in a
-    transaction."""
+def _conninfo(demo: Demo) -> str:
+    url = demo.svc.db.engine.url.set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
+def _notified(
+    demo: Demo, *statements: str, channel: str = CHANNEL, **params: Any,
+) -> list[str]:
+    """The payloads on ``channel`` from running ``statements`` in a transaction."""
     import psycopg
 
-    url = demo.svc.db.engine.url.set(drivername="postgresql")
-    conninfo = url.render_as_string(hide_password=False)
+    conninfo = _conninfo(demo)
     with psycopg.connect(conninfo, autocommit=True) as listen:
-        listen.execute(f"LISTEN {CHANNEL}")
+        listen.execute(f"LISTEN {channel}")
         with psycopg.connect(conninfo) as conn:
             for sql in statements:
                 conn.execute(sql, params)  # type: ignore[call-overload]
             conn.commit()
             marker = uuid.uuid4().hex
-            conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, marker))
+            conn.execute("SELECT pg_notify(%s, %s)", (channel, marker))
             conn.commit()
         got: list[str] = []
         for note in listen.notifies(timeout=20):
@@ -507,14 +520,52 @@ def _notified(demo: Demo, *statements: str, **params: Any) -> list[str]:
     raise AssertionError(f"the marker did not arrive; got {got}")
 
 
+def _digest(demo: Demo) -> KeyDigest:
+    import psycopg
+
+    with psycopg.connect(_conninfo(demo)) as conn:
+        return read_key_digest(conn)
+
+
 def test_a_payload_over_the_byte_limit_becomes_everything(demo: Demo) -> None:
-    """3,600 two-byte characters: 7,200 bytes, past the 7,000-byte bound though well
-    under 7,000 characters."""
-    wide = "\u00e9" * 3600
-    got = _notified(demo, "SELECT joinedup_read_cache_notify(ARRAY[%(k)s])", k=wide)
+    """The bound is on the digests' bytes: 500 keys' digests (8,500 bytes with their
+    spaces) pass 7,000; 300 (5,100) do not."""
+    digest = _digest(demo)
+    many = [f"k{i}" for i in range(500)]
+    got = _notified(demo, "SELECT joinedup_read_cache_notify(%(k)s::text[])", k=many)
     assert got == ["*"]
-    assert _notified(demo, "SELECT joinedup_read_cache_notify(ARRAY[%(k)s])",
-                     k="\u00e9" * 10) == ["\u00e9" * 10]
+    some = many[:300]
+    got = _notified(demo, "SELECT joinedup_read_cache_notify(%(k)s::text[])", k=some)
+    assert len(got) == 1
+    assert sorted(got[0].split()) == sorted(digest(k) for k in some)
+
+
+def test_payloads_carry_keyed_digests_not_ids(demo: Demo) -> None:
+    """A non-ASCII key too (the digest is over its UTF-8 bytes, as in Python)."""
+    digest = _digest(demo)
+    keys = ["\u00e9" * 10, "patient-1", str(uuid.uuid4())]
+    got = _notified(demo, "SELECT joinedup_read_cache_notify(%(k)s::text[])", k=keys)
+    assert len(got) == 1
+    assert sorted(got[0].split()) == sorted(digest(k) for k in keys)
+    assert all(len(d) == DIGEST_CHARS and int(d, 16) >= 0 for d in got[0].split())
+    assert not any(k in got[0] for k in keys)
+    # the salt is per deployment: another salt gives other digests
+    assert {KeyDigest(b"another salt, 32 bytes long.....", "x")(k) for k in keys} \
+        .isdisjoint(got[0].split())
+
+
+def test_the_old_channel_gets_only_everything_once_per_transaction(demo: Demo) -> None:
+    """A worker on the code before 0014 listens there: it must drop its cache on every
+    change (it cannot match digests), and see no id."""
+    stray = str(uuid.uuid4())
+    got = _notified(
+        demo,
+        "INSERT INTO persons (id, created_at, state, flagged) "
+        "VALUES (%(s)s, now(), 'active', false)",
+        "DELETE FROM persons WHERE id = %(s)s",
+        channel=LEGACY_CHANNEL, s=stray,
+    )
+    assert got == ["*"]
 
 
 def test_the_triggers_notify_whatever_the_writers_search_path(demo: Demo) -> None:
@@ -528,4 +579,4 @@ def test_the_triggers_notify_whatever_the_writers_search_path(demo: Demo) -> Non
         f"DELETE FROM {schema}.persons WHERE id = %(s)s",
         s=stray,
     )
-    assert got == [stray]  # (identical payloads in one transaction are sent once)
+    assert got == [_digest(demo)(stray)]  # (identical payloads in one transaction: sent once)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from sqlalchemy import create_engine
 
 from joinedup.access.read_cache import PersonEntry, ReadCache
-from joinedup.storage.changes import ChangeListener, writes_watched_table
+from joinedup.storage.changes import ChangeListener, KeyDigest, writes_watched_table
+
+DIGEST = KeyDigest(b"a test salt of 32 bytes, no more", "test-key")
 
 
 class Clock:
@@ -20,9 +22,14 @@ def _cache(clock: Clock | None = None, **kw: int) -> ReadCache:
     clock = clock or Clock()
     cache = ReadCache(max_entries=kw.get("entries", 10), max_bytes=kw.get("bytes", 10**9),
                       lease_seconds=3.0, clock=clock)
-    cache.listening(True)
+    cache.listening(True, DIGEST)
     cache.heartbeat(clock.now)
     return cache
+
+
+def _changed(cache: ReadCache, *keys: str) -> None:
+    """As the listener hands over a notification: the keys' digests (``*`` as is)."""
+    cache.changed([k if k == "*" else DIGEST(k) for k in keys])
 
 
 def _entry(patient: str, person: str = "", patients: tuple[str, ...] = ()) -> PersonEntry:
@@ -39,7 +46,7 @@ def test_an_entry_read_after_a_ticket_is_kept_and_found() -> None:
 def test_a_change_after_the_ticket_refuses_the_entry_it_read() -> None:
     cache = _cache()
     ticket = cache.ticket()
-    cache.changed(["person-p1"])  # committed while the read was under way
+    _changed(cache, "person-p1")  # committed while the read was under way
     assert not cache.put(ticket, _entry("p1"))
     assert cache.get("p1") is None
     assert cache.put(cache.ticket(), _entry("p1"))  # a read begun afterwards is kept
@@ -48,7 +55,7 @@ def test_a_change_after_the_ticket_refuses_the_entry_it_read() -> None:
 def test_a_change_to_another_key_does_not_refuse_it() -> None:
     cache = _cache()
     ticket = cache.ticket()
-    cache.changed(["someone-else"])
+    _changed(cache, "someone-else")
     assert cache.put(ticket, _entry("p1"))
 
 
@@ -57,10 +64,10 @@ def test_a_change_drops_every_entry_holding_the_key() -> None:
     for patient in ("p1", "p2", "p3"):
         assert cache.put(cache.ticket(), _entry(patient, "person-a", ("p1", "p2", "p3")))
     assert cache.put(cache.ticket(), _entry("q1"))
-    cache.changed(["p2"])
+    _changed(cache, "p2")
     assert [cache.get(p) for p in ("p1", "p2", "p3")] == [None, None, None]
     assert cache.get("q1") is not None
-    cache.changed(["*"])
+    _changed(cache, "*")
     assert cache.get("q1") is None
 
 
@@ -69,7 +76,7 @@ def test_additions_to_a_dropped_entry_are_refused() -> None:
     entry = _entry("p1")
     ticket = cache.ticket()
     assert cache.put(ticket, entry)
-    cache.changed(["p1"])
+    _changed(cache, "p1")
     cache.add_records(cache.ticket(), entry, "rows", ())
     assert entry.records == {}
 
@@ -82,7 +89,7 @@ def test_without_a_listener_nothing_is_kept_or_served() -> None:
     assert cache.ticket() is None
     assert not cache.put(None, _entry("p2"))
     old = cache.ticket()
-    cache.listening(True)  # back: what was missed is unknown, so it starts empty
+    cache.listening(True, DIGEST)  # back: what was missed is unknown, so it starts empty
     assert cache.get("p1") is None
     assert not cache.put(old, _entry("p3"))
 
@@ -90,7 +97,7 @@ def test_without_a_listener_nothing_is_kept_or_served() -> None:
 def test_listening_alone_is_not_enough_a_heartbeat_must_come_back() -> None:
     clock = Clock()
     cache = ReadCache(max_entries=10, max_bytes=10**9, lease_seconds=3.0, clock=clock)
-    cache.listening(True)  # LISTEN ran: through a transaction pooler it may never deliver
+    cache.listening(True, DIGEST)  # LISTEN ran: through a transaction pooler it may never deliver
     assert not cache.online
     assert cache.ticket() is None
     cache.heartbeat(clock.now)
@@ -151,12 +158,12 @@ def test_an_unknown_id_is_remembered_until_its_id_is_notified() -> None:
     clock = Clock()
     cache = _cache(clock, entries=2)
     ticket = cache.ticket()
-    cache.changed(["x1"])  # linked while the read was under way
+    _changed(cache, "x1")  # linked while the read was under way
     assert not cache.put_unknown(ticket, "x1")
     assert not cache.unknown("x1")
     assert cache.put_unknown(cache.ticket(), "x1")
     assert cache.unknown("x1")
-    cache.changed(["person-9", "x1"])  # a record Patient/x1 was linked
+    _changed(cache, "person-9", "x1")  # a record Patient/x1 was linked
     assert not cache.unknown("x1")
     for patient in ("x1", "x2", "x3"):
         assert cache.put_unknown(cache.ticket(), patient)
@@ -178,7 +185,7 @@ class _Sink:
     def changed(self, keys: object) -> None:
         self.changes.append(list(keys))  # type: ignore[call-overload]
 
-    def listening(self, up: bool) -> None:
+    def listening(self, up: bool, digest: object = None) -> None:
         pass
 
     def heartbeat(self, sent_at: float) -> None:

@@ -25,7 +25,8 @@ with :func:`register_queue_gauge`), logs a warning while the queue is past
 ``warn_queue_usage`` and sends no heartbeat while it is past
 ``offline_queue_usage`` (so the lease runs out and reads go to the database:
 near a full queue notifications may fail); it sends none either once the salt's
-row (``key_id``) is not the one the listener read (a downgrade, a new salt).
+row (``key_id``) is not the one the listener read (a downgrade, a new salt), and
+makes the listener reconnect and read the salt again.
 
 :func:`watch_local_writes` covers this process's own writes without waiting for
 the notification: a write to one of those tables through this engine tells the
@@ -170,6 +171,8 @@ class ChangeListener:
         # test seams: a listener whose notifications stop arriving, a sender that stalls
         self._deafen = threading.Event()
         self._hold = threading.Event()
+        self._rekey = threading.Event()
+        """The heartbeat found another salt: the listener reconnects to read it."""
 
     def start(self) -> None:
         with self._lock:
@@ -265,6 +268,9 @@ class ChangeListener:
             if self._deafen.is_set():
                 conn.execute("UNLISTEN *")
                 self._deafen.clear()
+            if self._rekey.is_set():
+                self._rekey.clear()
+                raise LookupError("the read cache's salt changed: reading it again")
             for note in conn.notifies(timeout=self._poll):
                 self._deliver(note.payload)
                 if self._stop.is_set():
@@ -298,6 +304,7 @@ class ChangeListener:
                     )
                 row = conn.execute(_QUEUE_AND_KEY, (digest.key_id,)).fetchone()
                 if row is None:  # the salt changed or went: what is notified is unknown
+                    self._rekey.set()
                     raise LookupError("read_cache_key is not the row the listener read")
                 if not self._queue_ok(float(row[0])):
                     continue

@@ -11,21 +11,26 @@ SQLite has no read cache, so these run on PostgreSQL only.
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, event, text
 
+from joinedup.access.purposes import Purpose
 from joinedup.access.read_cache import Answer, PersonEntry, ReadCache
+from joinedup.access.service import AccessService
+from joinedup.access.world import RECENT_DAYS
 from joinedup.api.fhir.records import _everything_answer
 from joinedup.auth.tokens import AccessToken
+from joinedup.people.index import PersonIndex
 from joinedup.people.models import Person
 from joinedup.records.writer import bulk_insert
 from joinedup.storage.changes import (
@@ -580,3 +585,201 @@ def test_the_triggers_notify_whatever_the_writers_search_path(demo: Demo) -> Non
         s=stray,
     )
     assert got == [_digest(demo)(stray)]  # (identical payloads in one transaction: sent once)
+
+
+# -- a warm entry read again: merges, the day, and who asks ------------------------------
+
+def _reference(
+    demo: Demo, patient: str, headers: dict[str, str], today: date | None = None,
+    agreements: Path | None = None,
+) -> tuple[str, Answer] | None:
+    """The answer worked out by a service of its own (no read cache, no decision tables
+    kept from earlier requests): what any cache must agree with."""
+    svc = demo.svc
+    fresh = AccessService(agreements or svc.access.agreements_dir, svc.registry, svc.records,
+                          svc.people, today=(lambda: today) if today else date.today)
+    return fresh._everything_uncached(
+        _token(demo, headers), patient, lambda a, f: _everything_answer(a, f, BASE))
+
+
+def _warm(demo: Demo, patient: str, headers: dict[str, str]) -> tuple[str, Answer] | None:
+    """Read twice, the second from memory (a warm entry); that answer."""
+    _online(demo)
+    _cached(demo, patient, headers)
+    hits = _hits(demo)
+    found = _cached(demo, patient, headers)
+    assert _hits(demo) > hits
+    return found
+
+
+def _owners_of(found: tuple[str, Answer] | None) -> set[str]:
+    """The organisations whose records an answer serves."""
+    if found is None:
+        return set()
+    return {json.loads(e)["resource"]["meta"]["source"].split(":")[3].split("/")[0]
+            for e in found[1].entries}
+
+
+def test_a_merge_and_an_unmerge_from_another_connection_apply_to_warm_entries(
+    demo: Demo, other: Engine,
+) -> None:
+    """Split RWC's record off into a person of its own (setup), warm both persons'
+    entries, then merge and unmerge them through the person index of another process."""
+    org, patient = _other_org_patient(demo)
+    rwc_patient = demo.patients["RWC"][0]
+    whole = _warm(demo, patient, demo.insider)
+    assert whole is not None
+    assert {"RWC", org} <= _owners(demo, patient)
+    stray = str(uuid.uuid4())
+    _write(other, "INSERT INTO persons (id, created_at, state, flagged) "
+           "VALUES (:id, now(), 'active', false)", id=stray)
+    _write(other, "UPDATE person_records SET person_id = :s WHERE record_id = :r",
+           s=stray, r=f"Patient/{rwc_patient}")
+    other_db = Database.from_url(demo.svc.db.engine.url.render_as_string(hide_password=False))
+    index = PersonIndex(other_db, demo.svc.people._matcher)
+    try:
+        _settle(demo)
+        split = {p: _warm(demo, p, demo.insider) for p in (patient, rwc_patient)}
+        assert split[patient] != whole  # RWC's records are someone else's now
+        assert split[rwc_patient] is not None
+        assert split[rwc_patient][0] == stray
+
+        merge = index.merge(demo.person, stray, by="test", reason="the same person")
+        _settle(demo)
+        for p in (patient, rwc_patient):
+            merged = _cached(demo, p, demo.insider)
+            assert merged == _reference(demo, p, demo.insider)
+            assert merged is not None
+            assert merged[0] == demo.person
+            assert merged[1] == whole[1]  # one person again: the whole record
+        for p in (patient, rwc_patient):
+            _warm(demo, p, demo.insider)
+
+        index.unmerge(merge, by="test")
+        _settle(demo)
+        for p in (patient, rwc_patient):
+            unmerged = _cached(demo, p, demo.insider)
+            assert unmerged == _reference(demo, p, demo.insider)
+            assert unmerged == split[p]
+    finally:
+        # leave the demo as it was: RWC's record back with the person, the stray merged
+        with other.connect() as conn:
+            state = conn.execute(text("SELECT state FROM persons WHERE id = :s"),
+                                 {"s": stray}).scalar_one()
+        if state == "active":
+            index.merge(demo.person, stray, by="test", reason="restore the demo")
+        other_db.dispose()
+    _settle(demo)
+    assert _cached(demo, patient, demo.insider) == whole
+
+
+def _evidence_days(demo: Demo, patient: str) -> set[date]:
+    """Days on which a relationship of the demo person's evidence starts or stops
+    counting: a period's end (and the day after), a recency window's last day (and
+    the day after)."""
+    cache = demo.svc.access.read_cache
+    assert cache is not None
+    _warm(demo, patient, demo.insider)
+    entry = cache.get(patient, count=False)
+    assert entry is not None
+    days: set[date] = set()
+    for r in entry.evidence:
+        found = [r.get("authoredOn"), *(r.get("period") or {}).values()]
+        for text_ in found:
+            if isinstance(text_, str) and len(text_) >= 10:
+                day = date.fromisoformat(text_[:10])
+                for edge in (day, day + timedelta(days=RECENT_DAYS)):
+                    days |= {edge, edge + timedelta(days=1)}
+    return days
+
+
+def test_a_warm_entry_is_not_served_stale_after_midnight(
+    demo: Demo, other: Engine, tmp_path: Path,
+) -> None:
+    """What a read's answer depends on the day through: an agreement's start (and
+    end: an active agreement past its end makes the agreements refuse to load, so
+    reads fail closed, not stale), a consent directive's start and end, relationships'
+    periods and recency windows. Stepping a service's clock over each such day, a
+    read of a warm entry equals one worked out afresh on that day."""
+    org, patient = _other_org_patient(demo)
+    rwc_patient = demo.patients["RWC"][0]
+    clock = [date.today()]
+    day0 = clock[0]
+    day1, day2 = day0 + timedelta(days=1), day0 + timedelta(days=2)
+    agreements = tmp_path / "agreements"
+    shutil.copytree(demo.svc.access.agreements_dir, agreements)
+    direct_care = agreements / "wessex-direct-care.yaml"
+    assert "start: 2026-04-01" in direct_care.read_text()
+    direct_care.write_text(direct_care.read_text().replace(
+        "start: 2026-04-01", f"start: {day1.isoformat()}"))  # in force from tomorrow
+    cache, listener = _own_cache(demo, lease=600.0)
+    svc = demo.svc
+    service = AccessService(agreements, svc.registry, svc.records, svc.people,
+                            today=lambda: clock[0], read_cache=cache)
+    last_loadable = date(2028, 3, 30)  # two demo agreements end on 2028-03-31
+    days = sorted({day0, day1, day2, day2 + timedelta(days=1)}
+                  | {d for d in _evidence_days(demo, patient) if day2 < d <= last_loadable})
+    _write(other, "INSERT INTO consent_directives (id, patient_id, kind, status, organisation, "
+           "recorded, start, recorded_by_org, recorded_by, version, updated_at, resource) "
+           "VALUES ('cache-day2', :p, 'objection', 'active', :o, CURRENT_DATE, :start, "
+           "'RWC', 'test', 1, now(), '{}')", p=rwc_patient, o="RWC", start=day2)
+    readers = [demo.insider, demo.outsider, _headers(svc, org, f"{org}-P001", "clinician")]
+
+    def read(headers: dict[str, str]) -> tuple[str, Answer] | None:
+        return service.everything(_token(demo, headers), patient,
+                                  lambda a, f: _everything_answer(a, f, BASE), BASE)
+
+    try:
+        assert listener.sync(timeout=20)
+        answers: dict[date, tuple[str, Answer] | None] = {}
+        for day in days:
+            clock[0] = day
+            for headers in readers:
+                expected = _reference(demo, patient, headers, today=day, agreements=agreements)
+                assert read(headers) == expected, f"stale on {day}"
+                assert read(headers) == expected  # and from memory
+                in_memory = service.everything_in_memory(_token(demo, headers), patient, BASE)
+                assert in_memory is None or in_memory == expected
+            answers[day] = read(demo.insider)
+        # not vacuous: the agreement starts on day 1, the objection on day 2
+        assert org not in _owners_of(answers[day0])
+        assert org in _owners_of(answers[day1])
+        assert _owners_of(answers[day2]) == {"RWC"}  # the objection to sharing with RWC
+        assert cache.stats()["hits"] > 0
+    finally:
+        listener.stop(wait=5)
+        _write(other, "DELETE FROM consent_directives WHERE id = 'cache-day2'")
+        _settle(demo)
+
+
+def _reader_variants(demo: Demo) -> dict[str, dict[str, str]]:
+    insider = _token(demo, demo.insider)
+    assert insider.practitioner is not None
+    org, _patient = _other_org_patient(demo)
+    return {
+        "purpose": _headers(demo.svc, "RWC", insider.practitioner, "clinician",
+                            purpose=Purpose.SAFEGUARDING, team=insider.team),
+        "role": _headers(demo.svc, "RWC", insider.practitioner, "admin", team=insider.team),
+        "organisation": _headers(demo.svc, org, f"{org}-P001", "clinician"),
+    }
+
+
+@pytest.mark.parametrize("variant", ["purpose", "role", "organisation"])
+def test_a_warm_entry_read_by_another_purpose_role_or_organisation_gets_its_own_answer(
+    demo: Demo, variant: str,
+) -> None:
+    """The insider's direct-care answer is kept; the same person read under another
+    purpose (the same practitioner), in another role, or from another organisation
+    gets the answer for that requester, not the kept one; and then the kept one is
+    still the insider's."""
+    _org, patient = _other_org_patient(demo)
+    headers = _reader_variants(demo)[variant]
+    kept = _warm(demo, patient, demo.insider)
+    expected = _reference(demo, patient, headers)
+    assert expected is not None
+    assert expected != kept  # not vacuous: this requester's answer differs
+    assert _cached(demo, patient, headers) == expected
+    assert _cached(demo, patient, headers) == expected  # and from memory
+    in_memory = demo.svc.access.everything_in_memory(_token(demo, headers), patient, BASE)
+    assert in_memory is None or in_memory == expected
+    assert _cached(demo, patient, demo.insider) == kept

@@ -26,8 +26,9 @@ from sqlalchemy import Engine, create_engine, event, text
 
 from joinedup.access.purposes import Purpose
 from joinedup.access.read_cache import Answer, PersonEntry, ReadCache
+from joinedup.access.relationships import Relationship, RelationshipKind
 from joinedup.access.service import AccessService
-from joinedup.access.world import RECENT_DAYS
+from joinedup.access.world import RECENT_DAYS, Who, relationships_from
 from joinedup.api.fhir.records import _everything_answer
 from joinedup.auth.tokens import AccessToken
 from joinedup.people.index import PersonIndex
@@ -783,3 +784,48 @@ def test_a_warm_entry_read_by_another_purpose_role_or_organisation_gets_its_own_
     in_memory = demo.svc.access.everything_in_memory(_token(demo, headers), patient, BASE)
     assert in_memory is None or in_memory == expected
     assert _cached(demo, patient, demo.insider) == kept
+
+
+def test_two_organisations_with_the_same_relationship_get_their_own_answers(
+    demo: Demo, other: Engine,
+) -> None:
+    """The case the decision tables are shared in: practitioners of two organisations
+    that hold the person's records, with the same relationship (a self-declaration with
+    the same reason, no other evidence naming them). The second reads the first's warm
+    entry and gets its own organisation's answer."""
+    _org, patient = _other_org_patient(demo)
+    _warm(demo, patient, demo.insider)
+    cache = demo.svc.access.read_cache
+    assert cache is not None
+    entry = cache.get(patient, count=False)
+    assert entry is not None
+    reason = "cache test: covering the ward"
+    declared = (Relationship(RelationshipKind.SELF_DECLARED, reason),)
+    by_relationships: dict[Any, list[str]] = {}
+    for org in sorted(demo.patients):
+        who = Who(org, f"{org}-cache-declared", None)
+        kinds = relationships_from(entry.evidence, who, date.today(), declared=declared)
+        by_relationships.setdefault(kinds, []).append(org)
+    pair = next((orgs[:2] for orgs in by_relationships.values() if len(orgs) >= 2), None)
+    assert pair is not None, "no two organisations with the same relationship"
+    expires = datetime.now(UTC) + timedelta(hours=1)
+    for org in pair:
+        _write(other, "INSERT INTO declared_relationships (id, patient_id, org_code, "
+               "practitioner, reason, declared_at, expires_at) VALUES "
+               "(:id, :p, :o, :pr, :r, now(), :e)", id=str(uuid.uuid4()), p=patient, o=org,
+               pr=f"{org}-cache-declared", r=reason, e=expires)
+    first, second = (_headers(demo.svc, org, f"{org}-cache-declared", "clinician")
+                     for org in pair)
+    try:
+        _settle(demo)
+        kept = _warm(demo, patient, first)
+        assert kept == _reference(demo, patient, first)
+        expected = _reference(demo, patient, second)
+        assert expected != kept  # not vacuous: each organisation sees its own records
+        assert _cached(demo, patient, second) == expected
+        assert _cached(demo, patient, second) == expected  # and from memory
+        in_memory = demo.svc.access.everything_in_memory(_token(demo, second), patient, BASE)
+        assert in_memory is None or in_memory == expected
+    finally:
+        _write(other, "DELETE FROM declared_relationships WHERE reason = :r", r=reason)
+        _settle(demo)

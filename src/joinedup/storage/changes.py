@@ -165,6 +165,7 @@ class ChangeListener:
         self.heartbeats_back = 0
         self.queue_usage: float | None = None
         """``pg_notification_queue_usage()`` at the last heartbeat (None: not read yet)."""
+        self.queue_reads = 0
         self._queue_full = False
         """The queue was past ``offline_queue_usage`` at the last heartbeat."""
         self._queue_warned = False
@@ -335,6 +336,7 @@ class ChangeListener:
         past ``offline_queue_usage``. Logs crossing the thresholds once each way (a
         fraction, nothing else)."""
         self.queue_usage = usage
+        self.queue_reads += 1
         if usage >= self._warn_usage and not self._queue_warned:
             log.warning("read cache: PostgreSQL's notification queue is filling",
                         queue_usage=round(usage, 4), warn_at=self._warn_usage,

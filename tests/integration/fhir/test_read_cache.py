@@ -829,3 +829,58 @@ def test_two_organisations_with_the_same_relationship_get_their_own_answers(
     finally:
         _write(other, "DELETE FROM declared_relationships WHERE reason = :r", r=reason)
         _settle(demo)
+
+
+# -- the notification queue and the salt -----------------------------------------------
+
+def test_a_near_full_notification_queue_keeps_the_cache_offline(demo: Demo) -> None:
+    """Past ``offline_queue_usage`` (here 0: any queue) no heartbeat is sent, so the
+    lease never starts and every read goes to the database."""
+    holder: list[ChangeListener] = []
+    cache = ReadCache(max_entries=10, max_bytes=10**8, lease_seconds=1.5,
+                      start_listening=lambda: holder[0].start())
+    listener = ChangeListener(demo.svc.db.engine, cache, heartbeat_seconds=0.5,
+                              offline_queue_usage=0.0)
+    holder.append(listener)
+    try:
+        cache.ticket()
+        _until("the queue's usage was read", lambda: listener.queue_usage is not None)
+        usage = listener.queue_usage
+        assert usage is not None
+        assert 0.0 <= usage < 1.0
+        _until("three heartbeats' queue reads", lambda: listener.queue_reads >= 3)
+        assert listener.heartbeats_sent == 0
+        assert not cache.online
+        assert cache.ticket() is None
+    finally:
+        listener.stop(wait=5)
+
+
+def test_a_new_salt_takes_the_cache_offline_until_its_listener_has_read_it(
+    demo: Demo, other: Engine,
+) -> None:
+    """Digests made with another salt would never match: once the heartbeat finds the
+    salt is not the one read, it stops, the cache goes offline, the listener reconnects
+    and reads the new one, and the cache comes back empty with it."""
+    cache, listener = _own_cache(demo)
+    with other.connect() as conn:
+        salt, key_id = conn.execute(text("SELECT salt, key_id FROM read_cache_key")).one()
+    try:
+        assert cache.put(cache.ticket(), PersonEntry("p1", "person-1", ("p1",), ()))
+        _write(other, "UPDATE read_cache_key SET salt = sha256(salt), key_id = :k",
+               k=f"{key_id}-test")
+        _until("the cache is offline", lambda: not cache.online)
+        assert cache.get("p1") is None
+        _until("the cache is online again", lambda: cache.online)
+        assert listener._digest is not None
+        assert listener._digest.key_id == f"{key_id}-test"
+        assert cache.put(cache.ticket(), PersonEntry("p1", "person-1", ("p1",), ()))
+        got = _notified(demo, "SELECT joinedup_read_cache_notify(ARRAY['person-1'])")
+        assert got == [listener._digest("person-1")]
+        cache.changed(got[0].split())
+        assert cache.get("p1") is None
+    finally:
+        _write(other, "UPDATE read_cache_key SET salt = :s, key_id = :k", s=salt, k=key_id)
+        listener.stop(wait=5)
+    _online(demo)  # the application's listener read the salt back too
+    _settle(demo)

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import create_engine
 
 from joinedup.access.read_cache import PersonEntry, ReadCache
-from joinedup.storage.changes import ChangeListener, KeyDigest, writes_watched_table
+from joinedup.storage.changes import (
+    ChangeListener,
+    KeyDigest,
+    register_queue_gauge,
+    writes_watched_table,
+)
 
 DIGEST = KeyDigest(b"a test salt of 32 bytes, no more", "test-key")
 
@@ -245,3 +255,102 @@ def test_schema_qualified_writes_are_recognised() -> None:
     assert writes_watched_table("DELETE FROM joinedup . consent_directives WHERE id = 1")
     assert writes_watched_table("COPY public.persons (id) FROM STDIN")
     assert not writes_watched_table("INSERT INTO public.audit_events (resources) VALUES ('x')")
+
+
+# -- keyed digests: a collision only ever drops more -----------------------------------
+
+def test_a_digest_is_keyed_by_the_salt_and_never_shows_it() -> None:
+    other = KeyDigest(b"another salt of 32 bytes, longer", "other")
+    assert DIGEST("patient-1") == DIGEST("patient-1")
+    assert DIGEST("patient-1") != other("patient-1")
+    assert len(DIGEST("patient-1")) == 16
+    assert "salt" not in repr(DIGEST)
+    with pytest.raises(ValueError, match="too short"):
+        KeyDigest(b"short", "k")
+
+
+def test_a_colliding_digest_drops_both_entries() -> None:
+    clock = Clock()
+    cache = ReadCache(max_entries=10, max_bytes=10**9, lease_seconds=3.0, clock=clock)
+    cache.listening(True, lambda key: "same")  # every key collides
+    cache.heartbeat(clock.now)
+    assert cache.put(cache.ticket(), _entry("p1"))
+    assert cache.put(cache.ticket(), _entry("q1"))
+    assert cache.put_unknown(cache.ticket(), "x1")
+    cache.changed(["same"])  # p1 changed
+    assert cache.get("p1") is None
+    assert cache.get("q1") is None  # dropped too: extra invalidation, never a missed one
+    assert not cache.unknown("x1")
+
+
+def test_without_a_digest_nothing_is_kept() -> None:
+    clock = Clock()
+    cache = ReadCache(max_entries=10, max_bytes=10**9, lease_seconds=3.0, clock=clock)
+    cache.listening(True)  # a listener that could not say how keys are notified
+    cache.heartbeat(clock.now)
+    assert not cache.online
+    assert not cache.put(cache.ticket(), _entry("p1"))
+
+
+_KEYS = st.sampled_from([f"k{i}" for i in range(8)])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    buckets=st.integers(min_value=1, max_value=9),
+    steps=st.lists(st.tuples(st.sampled_from(["put", "change", "get"]),
+                             st.lists(_KEYS, min_size=1, max_size=3)), max_size=30),
+)
+def test_with_any_digest_no_changed_key_is_ever_served(
+    buckets: int, steps: list[tuple[str, list[str]]],
+) -> None:
+    """Against a reference with the ids themselves: whatever the digest (few buckets:
+    many collisions), an entry found is one the reference still holds."""
+    clock = Clock()
+    cache = ReadCache(max_entries=100, max_bytes=10**9, lease_seconds=3.0, clock=clock)
+
+    def bucket(key: str) -> str:
+        return str(sum(map(ord, key)) % buckets)
+
+    cache.listening(True, bucket)
+    cache.heartbeat(clock.now)
+    held: dict[str, frozenset[str]] = {}  # the reference: patient -> keys, exact
+    for what, keys in steps:
+        patient = keys[0]
+        if what == "put":
+            assert cache.put(cache.ticket(), _entry(patient, f"{patient}-person", tuple(keys)))
+            held[patient] = frozenset((patient, f"{patient}-person", *keys))
+        elif what == "change":
+            cache.changed([bucket(k) for k in keys])
+            held = {p: ks for p, ks in held.items() if not ks & set(keys)}
+        else:
+            found = cache.get(patient, count=False)
+            assert found is None or patient in held
+
+
+# -- the notification queue ----------------------------------------------------------
+
+def test_a_filling_queue_warns_and_a_near_full_one_stops_the_heartbeats() -> None:
+    listener = ChangeListener(create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none"),
+                              _Sink(), warn_queue_usage=0.5, offline_queue_usage=0.9)
+    assert listener.queue_usage is None
+    assert listener._queue_ok(0.1)
+    assert listener._queue_ok(0.6)  # a warning only
+    assert listener._queue_warned
+    assert not listener._queue_ok(0.95)  # no heartbeat: the lease runs out
+    assert listener.queue_usage == 0.95
+    assert listener._queue_ok(0.2)
+    assert not listener._queue_warned
+
+
+def test_the_queue_gauge_reads_the_listeners_last_figure() -> None:
+    from prometheus_client import CollectorRegistry
+
+    registry = CollectorRegistry()
+    listener = ChangeListener(create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none"),
+                              _Sink())
+    register_queue_gauge(registry, listener)
+    name = "joinedup_read_cache_notify_queue_usage"
+    assert math.isnan(registry.get_sample_value(name) or 0.0)
+    listener._queue_ok(0.25)
+    assert registry.get_sample_value(name) == 0.25

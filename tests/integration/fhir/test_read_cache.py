@@ -884,3 +884,32 @@ def test_a_new_salt_takes_the_cache_offline_until_its_listener_has_read_it(
         listener.stop(wait=5)
     _online(demo)  # the application's listener read the salt back too
     _settle(demo)
+
+
+def test_a_declaration_that_expires_is_not_served_from_a_warm_entry(
+    demo: Demo, other: Engine,
+) -> None:
+    """A requester context stands until its earliest declaration expires (the wall
+    clock, not a day): read on a warm entry after the expiry, the answer is the one
+    without the declaration."""
+    org, patient = _other_org_patient(demo)
+    practitioner = f"{org}-cache-expiring"
+    headers = _headers(demo.svc, org, practitioner, "clinician")
+    reason = "cache test: expiring"
+    _online(demo)
+    without = _reference(demo, patient, headers)
+    expires = datetime.now(UTC) + timedelta(seconds=6)
+    _write(other, "INSERT INTO declared_relationships (id, patient_id, org_code, practitioner, "
+           "reason, declared_at, expires_at) VALUES (:id, :p, :o, :pr, :r, now(), :e)",
+           id=str(uuid.uuid4()), p=patient, o=org, pr=practitioner, r=reason, e=expires)
+    try:
+        _settle(demo)
+        declared = _warm(demo, patient, headers)
+        assert datetime.now(UTC) < expires, "too slow to warm the entry before the expiry"
+        assert declared != without  # not vacuous: the declaration mattered
+        _until("the declaration expired", lambda: datetime.now(UTC) > expires)
+        assert _cached(demo, patient, headers) == without
+        assert _cached(demo, patient, headers) == _reference(demo, patient, headers)
+    finally:
+        _write(other, "DELETE FROM declared_relationships WHERE reason = :r", r=reason)
+        _settle(demo)

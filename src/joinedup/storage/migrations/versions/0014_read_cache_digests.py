@@ -76,25 +76,31 @@ END $$;
 """
 
 
+MAX_KEYS = MAX_PAYLOAD // (DIGEST_CHARS + 1)
+"""Digests that fit ``MAX_PAYLOAD`` with their spaces (411): past this many, ``*``
+without hashing any."""
+
 _NOTIFY_DIGESTS = f"""
 CREATE OR REPLACE FUNCTION joinedup_read_cache_notify(keys text[]) RETURNS void
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
-DECLARE payload text; key_salt bytea;
+DECLARE payload text; key_salt bytea; distinct_keys text[];
 BEGIN
+  SELECT array_agg(DISTINCT k) INTO distinct_keys
+    FROM unnest(keys) AS k WHERE k IS NOT NULL AND k <> '';
+  IF distinct_keys IS NULL THEN
+    RETURN;
+  END IF;
   PERFORM pg_notify('{OLD_CHANNEL}', '*');
-  SELECT k.salt INTO key_salt FROM read_cache_key k WHERE k.id = 1;
-  IF key_salt IS NULL THEN  -- no salt, no digests: every listener drops everything
-    PERFORM pg_notify('{CHANNEL}', '*');
-    RETURN;
-  END IF;
-  SELECT string_agg(DISTINCT left(encode(sha256(key_salt || convert_to(k, 'UTF8')), 'hex'),
-                                  {DIGEST_CHARS}), ' ')
-    INTO payload FROM unnest(keys) AS k WHERE k IS NOT NULL AND k <> '';
-  IF payload IS NULL THEN
-    RETURN;
-  END IF;
-  IF octet_length(payload) > {MAX_PAYLOAD} THEN
-    payload := '*';
+  SELECT r.salt INTO key_salt FROM read_cache_key r WHERE r.id = 1;
+  IF key_salt IS NULL OR cardinality(distinct_keys) > {MAX_KEYS} THEN
+    payload := '*';  -- no salt (every listener drops everything), or too many keys
+  ELSE
+    SELECT string_agg(DISTINCT left(encode(sha256(key_salt || convert_to(k, 'UTF8')),
+                                           'hex'), {DIGEST_CHARS}), ' ')
+      INTO payload FROM unnest(distinct_keys) AS k;
+    IF octet_length(payload) > {MAX_PAYLOAD} THEN
+      payload := '*';
+    END IF;
   END IF;
   PERFORM pg_notify('{CHANNEL}', payload);
 END $$;

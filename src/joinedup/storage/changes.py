@@ -26,7 +26,9 @@ with :func:`register_queue_gauge`), logs a warning while the queue is past
 ``offline_queue_usage`` (so the lease runs out and reads go to the database:
 near a full queue notifications may fail); it sends none either once the salt's
 row (``key_id``) is not the one the listener read (a downgrade, a new salt), and
-makes the listener reconnect and read the salt again.
+makes the listener reconnect and read the salt again. A change to that row also
+notifies :data:`REKEY` (in commit order, before any digest made with the new
+salt): the listener empties the sink at once and reconnects.
 
 :func:`watch_local_writes` covers this process's own writes without waiting for
 the notification: a write to one of those tables through this engine tells the
@@ -68,6 +70,8 @@ DIGEST_CHARS = 16
 """Hex digits of SHA-256 kept per key (64 bits): a collision only drops an entry more."""
 _SYNC = "sync:"
 _HEARTBEAT = "hb:"
+REKEY = "key:changed"
+"""Sent by migration 0014's trigger on ``read_cache_key`` when the salt's row changes."""
 
 
 class KeyDigest:
@@ -354,6 +358,9 @@ class ChangeListener:
         return not full
 
     def _deliver(self, payload: str) -> None:
+        if payload == REKEY:  # later digests use a salt this listener does not hold
+            self._sink.listening(False)
+            raise LookupError("the read cache's salt changed: reading it again")
         if payload.startswith(_HEARTBEAT):  # never an invalidation, whoever sent it
             nonce, _, number = payload[len(_HEARTBEAT):].partition(":")
             if nonce != self._nonce or not number.isdigit():

@@ -859,17 +859,19 @@ def test_a_near_full_notification_queue_keeps_the_cache_offline(demo: Demo) -> N
 def test_a_new_salt_takes_the_cache_offline_until_its_listener_has_read_it(
     demo: Demo, other: Engine,
 ) -> None:
-    """Digests made with another salt would never match: once the heartbeat finds the
-    salt is not the one read, it stops, the cache goes offline, the listener reconnects
-    and reads the new one, and the cache comes back empty with it."""
-    cache, listener = _own_cache(demo)
+    """Digests made with another salt would never match: a write to the salt's row
+    notifies ``key:changed`` (before any digest made with the new salt), the cache goes
+    offline at once, the listener reconnects and reads the new one, and the cache comes
+    back empty with it. (The lease here is 10 minutes: only the notification, not the
+    heartbeat's check, can take it offline within the test's wait.)"""
+    cache, listener = _own_cache(demo, lease=600.0)
     with other.connect() as conn:
         salt, key_id = conn.execute(text("SELECT salt, key_id FROM read_cache_key")).one()
     try:
         assert cache.put(cache.ticket(), PersonEntry("p1", "person-1", ("p1",), ()))
         _write(other, "UPDATE read_cache_key SET salt = sha256(salt), key_id = :k",
                k=f"{key_id}-test")
-        _until("the cache is offline", lambda: not cache.online)
+        _until("the cache is offline", lambda: not cache.online, timeout=20)
         assert cache.get("p1") is None
         _until("the cache is online again", lambda: cache.online)
         assert listener._digest is not None

@@ -11,6 +11,7 @@ from sqlalchemy import create_engine
 
 from joinedup.access.read_cache import PersonEntry, ReadCache
 from joinedup.storage.changes import (
+    REKEY,
     ChangeListener,
     KeyDigest,
     register_queue_gauge,
@@ -216,6 +217,23 @@ def test_heartbeats_invalidate_nothing_and_only_this_listeners_renew_the_lease()
     assert sink.changes == []
     listener._deliver("p1 person-1")
     assert sink.changes == [["p1", "person-1"]]
+
+
+def test_a_changed_salt_empties_the_sink_before_anything_after_it() -> None:
+    class Sink(_Sink):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ups: list[bool] = []
+
+        def listening(self, up: bool, digest: object = None) -> None:
+            self.ups.append(up)
+
+    sink = Sink()
+    listener = ChangeListener(create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none"), sink)
+    with pytest.raises(LookupError, match="salt changed"):  # the listener reconnects
+        listener._deliver(REKEY)
+    assert sink.ups == [False]
+    assert sink.changes == []
 
 
 def test_the_least_recently_read_go_first() -> None:

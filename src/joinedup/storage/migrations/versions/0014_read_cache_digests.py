@@ -17,8 +17,13 @@ payloads once per transaction): a worker still running the code from before this
 migration during a rolling upgrade drops its whole cache on each change rather
 than missing every one. A later migration can stop that once no such worker runs.
 
+Any write to ``read_cache_key`` sends ``key:changed`` on the new channel (a
+statement trigger): a listener that receives it drops its cache at once and
+reconnects to read the new salt, so no digest made with a salt it does not hold
+is missed while it serves (notifications arrive in commit order).
+
 The five trigger functions are replaced (same triggers, same keys); the
-downgrade restores 0013's functions and drops the table. On SQLite only the
+downgrade restores 0013's functions and drops the table (and its trigger). On SQLite only the
 table is made (the schema is the same on both backends; nothing reads it there).
 
 Revision ID: 0014_read_cache_digests
@@ -124,6 +129,18 @@ END $$;
 """
 
 
+REKEY = "key:changed"
+
+_KEY_CHANGED = f"""
+CREATE OR REPLACE FUNCTION joinedup_read_cache_key_changed() RETURNS trigger
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+  PERFORM pg_notify('{CHANNEL}', '{REKEY}');
+  RETURN NULL;
+END $$;
+"""
+
+
 def upgrade() -> None:
     dialect = op.get_bind().dialect.name
     op.create_table(
@@ -145,6 +162,13 @@ def upgrade() -> None:
         "gen_random_uuid()::text)"
     )
     op.execute("REVOKE ALL ON read_cache_key FROM PUBLIC")
+    op.execute(_KEY_CHANGED)
+    op.execute("CREATE TRIGGER joinedup_read_cache_key_changed AFTER INSERT OR UPDATE OR "
+               "DELETE ON read_cache_key FOR EACH STATEMENT "
+               "EXECUTE FUNCTION joinedup_read_cache_key_changed()")
+    op.execute("CREATE TRIGGER joinedup_read_cache_key_truncated AFTER TRUNCATE ON "
+               "read_cache_key FOR EACH STATEMENT "
+               "EXECUTE FUNCTION joinedup_read_cache_key_changed()")
     op.execute(_NOTIFY_DIGESTS)
     for table, keys in _KEYS.items():
         op.execute(_table_function(
@@ -158,3 +182,5 @@ def downgrade() -> None:
         for table, keys in _KEYS.items():
             op.execute(_table_function(table, keys, f"PERFORM pg_notify('{OLD_CHANNEL}', '*');"))
     op.drop_table("read_cache_key")
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP FUNCTION IF EXISTS joinedup_read_cache_key_changed()")

@@ -165,8 +165,8 @@ class ReadCache:
     def listening(self, up: bool, digest: Callable[[str], str] | None = None) -> None:
         """Up: start from nothing (what was missed is unknown) and wait for a heartbeat;
         ``digest`` is how notifications name keys (``storage.changes.KeyDigest``;
-        required: without it nothing is kept). Down: drop everything and keep nothing until up again and a heartbeat
-        is back."""
+        required: without it nothing is kept). Down: drop everything and keep nothing
+        until up again and a heartbeat is back."""
         with self._lock:
             self._drop_all()
             self._digest = digest if up else None

@@ -737,6 +737,9 @@ def test_a_warm_entry_is_not_served_stale_after_midnight(
             clock[0] = day
             for headers in readers:
                 expected = _reference(demo, patient, headers, today=day, agreements=agreements)
+                # first the event loop's path, before any read has compiled the day's point
+                in_memory = service.everything_in_memory(_token(demo, headers), patient, BASE)
+                assert in_memory is None or in_memory == expected, f"stale in memory on {day}"
                 assert read(headers) == expected, f"stale on {day}"
                 assert read(headers) == expected  # and from memory
                 in_memory = service.everything_in_memory(_token(demo, headers), patient, BASE)

@@ -225,17 +225,26 @@ class ChangeListener:
     def sync(self, timeout: float = 10.0) -> bool:
         """Wait until every notification committed before this call has been handed to
         the sink: PostgreSQL delivers notifications in commit order, so once our own
-        marker arrives the ones before it have. False if it did not arrive in time."""
+        marker arrives the ones before it have. The marker is sent again each second
+        until it arrives (one sent while the listener was reconnecting is lost; after a
+        reconnect the sink started empty, which serves the same). False if none arrived
+        in time."""
         import psycopg
 
         token = uuid.uuid4().hex
         arrived = threading.Event()
         with self._lock:
             self._syncs[token] = arrived
+        deadline = time.monotonic() + timeout
         try:
             with psycopg.connect(self._conninfo, autocommit=True) as conn:
-                conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, _SYNC + token))
-            return arrived.wait(timeout)
+                while True:
+                    conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, _SYNC + token))
+                    left = deadline - time.monotonic()
+                    if arrived.wait(max(0.0, min(1.0, left))):
+                        return True
+                    if time.monotonic() >= deadline:
+                        return False
         finally:
             with self._lock:
                 self._syncs.pop(token, None)
@@ -250,8 +259,9 @@ class ChangeListener:
                     **_CONNECT,
                 ) as conn:
                     self._conn = conn
-                    digest = read_key_digest(conn)
                     conn.execute(f"LISTEN {CHANNEL}")
+                    # the salt after LISTEN: a change to it from now on notifies REKEY
+                    digest = read_key_digest(conn)
                     # anything sent before LISTEN took effect was missed: the sink drops all
                     self._sink.listening(True, digest)
                     self._digest = digest

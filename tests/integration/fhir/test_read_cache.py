@@ -887,7 +887,11 @@ def test_a_new_salt_takes_the_cache_offline_until_its_listener_has_read_it(
     finally:
         _write(other, "UPDATE read_cache_key SET salt = :s, key_id = :k", s=salt, k=key_id)
         listener.stop(wait=5)
-    _online(demo)  # the application's listener read the salt back too
+    changes = demo.svc.changes
+    assert changes is not None
+    _until("the application's listener read the salt back",
+           lambda: changes._digest is not None and changes._digest.key_id == key_id)
+    _online(demo)
     _settle(demo)
 
 

@@ -9,9 +9,12 @@ decision table), so a repeated read runs no SQL at all: the decision point
 still decides every request, and every request is still audited.
 
 **Invalidation** (ADR 0102, second amendment): every table the entries come
-from has triggers (migration 0013) that notify the keys a committed change
-touches (person ids, Patient ids, or ``*``); ``storage.changes.ChangeListener``
-hands them to :meth:`ReadCache.changed`, which drops every entry holding one.
+from has triggers (migrations 0013, 0014) that notify the keys a committed change
+touches (person ids, Patient ids, or ``*``) as keyed digests
+(``storage.changes.KeyDigest``: no id in clear); ``storage.changes.ChangeListener``
+hands them to :meth:`ReadCache.changed`, which drops every entry holding a key
+with one of those digests. Entries are indexed by their keys' digests, so a
+collision (two ids, one digest) can only drop an entry more, never keep one.
 A read takes a :meth:`ticket` *before* it reads the database and its result is
 kept only if nothing it depends on was invalidated after the ticket, so a read
 racing a change never stores what the change replaced.
@@ -98,6 +101,8 @@ class PersonEntry:
     answers: dict[Hashable, Answer] = field(default_factory=dict)
     size: int = 0
     alive: bool = True
+    digests: frozenset[str] = frozenset()
+    """Its :attr:`keys`' digests, set when it is stored."""
 
     @property
     def keys(self) -> frozenset[str]:
@@ -132,16 +137,21 @@ class ReadCache:
         self._clock = clock
         self._lock = threading.Lock()
         self._entries: OrderedDict[str, PersonEntry] = OrderedDict()
-        self._by_key: dict[str, set[str]] = {}
-        self._unknown: OrderedDict[str, None] = OrderedDict()
-        """Patient ids the person index did not know, least recently asked first."""
+        self._by_digest: dict[str, set[str]] = {}
+        """digest of a key -> Patient ids of the entries holding a key with it."""
+        self._unknown: OrderedDict[str, str] = OrderedDict()
+        """Patient ids the person index did not know (-> their digest), least recently
+        asked first."""
+        self._unknown_by_digest: dict[str, set[str]] = {}
+        self._digest: Callable[[str], str] | None = None
+        """How the listener's notifications name keys (None: not listening)."""
         self._bytes = 0
         self._seq = 0
         """Counts invalidations; a ticket is its value when a read began."""
         self._floor = 0
         """Tickets older than this are refused (everything was dropped since)."""
         self._last: dict[str, int] = {}
-        """key -> ``_seq`` at its last invalidation (forgotten by raising ``_floor``)."""
+        """digest -> ``_seq`` at its last invalidation (forgotten by raising ``_floor``)."""
         self._online = False
         """The listener has run ``LISTEN`` (and not lost its connection since)."""
         self._lease_until = 0.0
@@ -152,12 +162,15 @@ class ReadCache:
         self.misses = 0
 
     # -- the listener's side ---------------------------------------------------------
-    def listening(self, up: bool) -> None:
-        """Up: start from nothing (what was missed is unknown) and wait for a heartbeat.
-        Down: drop everything and keep nothing until up again and a heartbeat is back."""
+    def listening(self, up: bool, digest: Callable[[str], str] | None = None) -> None:
+        """Up: start from nothing (what was missed is unknown) and wait for a heartbeat;
+        ``digest`` is how notifications name keys (``storage.changes.KeyDigest``;
+        required: without it nothing is kept). Down: drop everything and keep nothing
+        until up again and a heartbeat is back."""
         with self._lock:
             self._drop_all()
-            self._online = up
+            self._digest = digest if up else None
+            self._online = up and digest is not None
             self._lease_until = 0.0
             self._lapsed = True
 
@@ -192,16 +205,18 @@ class ReadCache:
             self._drop_all()
             self._lapsed = True
 
-    def changed(self, keys: Iterable[str]) -> None:
+    def changed(self, digests: Iterable[str]) -> None:
+        """Keys with these digests (or ``*``: every key) changed in a committed write."""
         with self._lock:
             self._seq += 1
-            for key in keys:
-                if key == _EVERYTHING:
+            for digest in digests:
+                if digest == _EVERYTHING:
                     self._drop_all()
                     return
-                self._last[key] = self._seq
-                self._unknown.pop(key, None)
-                for patient_id in tuple(self._by_key.get(key, ())):
+                self._last[digest] = self._seq
+                for patient_id in self._unknown_by_digest.pop(digest, ()):
+                    self._unknown.pop(patient_id, None)
+                for patient_id in tuple(self._by_digest.get(digest, ())):
                     self._drop(patient_id)
             if len(self._last) > 100_000:
                 self._last.clear()
@@ -218,8 +233,9 @@ class ReadCache:
         for entry in self._entries.values():
             entry.alive = False
         self._entries.clear()
-        self._by_key.clear()
+        self._by_digest.clear()
         self._unknown.clear()
+        self._unknown_by_digest.clear()
         self._bytes = 0
 
     def _drop(self, patient_id: str) -> None:
@@ -228,12 +244,22 @@ class ReadCache:
             return
         entry.alive = False
         self._bytes -= entry.size
-        for key in entry.keys:
-            held = self._by_key.get(key)
+        for digest in entry.digests:
+            held = self._by_digest.get(digest)
             if held is not None:
                 held.discard(patient_id)
                 if not held:
-                    del self._by_key[key]
+                    del self._by_digest[digest]
+
+    def _forget_unknown(self, patient_id: str) -> None:
+        digest = self._unknown.pop(patient_id, None)
+        if digest is None:
+            return
+        held = self._unknown_by_digest.get(digest)
+        if held is not None:
+            held.discard(patient_id)
+            if not held:
+                del self._unknown_by_digest[digest]
 
     # -- the reader's side -----------------------------------------------------------
     def ticket(self) -> int | None:
@@ -277,39 +303,51 @@ class ReadCache:
         if self.max_entries <= 0:
             return False
         with self._lock:
-            if not self._fresh(ticket, (patient_id,)):
+            digests = self._digests_of((patient_id,))
+            if digests is None or not self._fresh(ticket, digests):
                 return False
-            self._unknown[patient_id] = None
-            self._unknown.move_to_end(patient_id)
+            (digest,) = digests
+            self._forget_unknown(patient_id)
+            self._unknown[patient_id] = digest
+            self._unknown_by_digest.setdefault(digest, set()).add(patient_id)
             while len(self._unknown) > self.max_entries:
-                self._unknown.popitem(last=False)
+                self._forget_unknown(next(iter(self._unknown)))
             return True
 
     def hit(self) -> None:
         with self._lock:
             self.hits += 1
 
-    def _fresh(self, ticket: int | None, keys: Iterable[str]) -> bool:
-        """Nothing these keys depend on changed since ``ticket`` (call under the lock)."""
+    def _digests_of(self, keys: Iterable[str]) -> frozenset[str] | None:
+        """(Under the lock.) The keys' digests; None while not listening."""
+        digest = self._digest
+        if digest is None:
+            return None
+        return frozenset(digest(k) for k in keys)
+
+    def _fresh(self, ticket: int | None, digests: Iterable[str]) -> bool:
+        """Nothing with these digests changed since ``ticket`` (call under the lock)."""
         if ticket is None or ticket < self._floor:
             return False
         if self._clock() >= self._lease_until:
             self._lapse()
             return False
         last = self._last
-        return all(last.get(k, -1) <= ticket for k in keys)
+        return all(last.get(d, -1) <= ticket for d in digests)
 
     def put(self, ticket: int | None, entry: PersonEntry) -> bool:
         if self.max_entries <= 0:
             return False
         with self._lock:
-            if not self._fresh(ticket, entry.keys):
+            digests = self._digests_of(entry.keys)
+            if digests is None or not self._fresh(ticket, digests):
                 return False
             self._drop(entry.patient_id)
+            entry.digests = digests
             entry.size = _OVERHEAD + sum(len(str(e)) for e in entry.evidence)
             self._entries[entry.patient_id] = entry
-            for key in entry.keys:
-                self._by_key.setdefault(key, set()).add(entry.patient_id)
+            for digest in digests:
+                self._by_digest.setdefault(digest, set()).add(entry.patient_id)
             self._bytes += entry.size
             self._evict()
             return True
@@ -335,7 +373,7 @@ class ReadCache:
         with self._lock:
             if not entry.alive or self._entries.get(entry.patient_id) is not entry:
                 return
-            if not self._fresh(ticket, entry.keys):
+            if not self._fresh(ticket, entry.digests):
                 return
             if len(into) >= _PER_PERSON:
                 into.clear()  # its bytes stay counted until the entry goes: a rough bound

@@ -1,11 +1,16 @@
 """Which committed changes touch which persons, for caches kept in a worker process.
 
-On PostgreSQL, triggers (migration 0013) send ``pg_notify('joinedup_read_cache',
-'<key> <key> ...')`` (``*`` for everything) from every transaction that changes
-a table the ``Patient/$everything`` read cache holds. :class:`ChangeListener`
-is one thread per worker with its own connection that ``LISTEN`` s and hands
-each notification's keys to a sink; when its connection is lost it tells the
-sink so (the sink then serves nothing from memory) until it listens again.
+On PostgreSQL, triggers (migrations 0013 and 0014) send
+``pg_notify('joinedup_read_cache_keyed', '<digest> <digest> ...')`` (``*`` for
+everything) from every transaction that changes a table the
+``Patient/$everything`` read cache holds. A digest is :class:`KeyDigest` of a
+person or Patient id: the first 16 hex digits of SHA-256 over a per-deployment
+random salt (table ``read_cache_key``, made by migration 0014) and the id, so a
+payload, visible to any session that listens and to whatever logs it, names no
+one. :class:`ChangeListener` is one thread per worker with its own connection
+that reads the salt once, ``LISTEN`` s and hands each notification's digests to
+a sink; when its connection is lost it tells the sink so (the sink then serves
+nothing from memory) until it listens again.
 
 It also proves, continually, that notifications reach it: a second thread sends
 ``hb:<nonce>:<n>`` every ``heartbeat_seconds`` through a connection of its own
@@ -14,7 +19,16 @@ session, so a transaction-pooling proxy or a half-open connection stops them
 coming back), and each of its own heartbeats that arrives is handed to the
 sink's ``heartbeat`` with the time it was sent. The sink serves only while a
 recent one has come back (a lease); heartbeats invalidate nothing, and other
-listeners' (another nonce) are ignored.
+listeners' (another nonce) are ignored. Before each heartbeat the sender reads
+``pg_notification_queue_usage()`` (:attr:`ChangeListener.queue_usage`, a gauge
+with :func:`register_queue_gauge`), logs a warning while the queue is past
+``warn_queue_usage`` and sends no heartbeat while it is past
+``offline_queue_usage`` (so the lease runs out and reads go to the database:
+near a full queue notifications may fail); it sends none either once the salt's
+row (``key_id``) is not the one the listener read (a downgrade, a new salt), and
+makes the listener reconnect and read the salt again. A change to that row also
+notifies :data:`REKEY` (in commit order, before any digest made with the new
+salt): the listener empties the sink at once and reconnects.
 
 :func:`watch_local_writes` covers this process's own writes without waiting for
 the notification: a write to one of those tables through this engine tells the
@@ -27,6 +41,7 @@ with :func:`wrote_directly`.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 import threading
 import time
@@ -40,22 +55,68 @@ from joinedup.logs import get_logger
 
 log = get_logger("joinedup.read_cache")
 
-CHANNEL = "joinedup_read_cache"
+CHANNEL = "joinedup_read_cache_keyed"
+"""Where the triggers send digests (migration 0014) and the listener its heartbeats."""
+LEGACY_CHANNEL = "joinedup_read_cache"
+"""Migration 0013's channel (ids in clear): since 0014 the triggers send only ``*``
+there, once per transaction, so a worker still running the code before 0014 during a
+rolling upgrade drops its cache on every change instead of missing them."""
 EVERYTHING = "*"
 WATCHED_TABLES = (
     "resources", "persons", "person_records", "consent_directives", "declared_relationships",
 )
-"""The tables migration 0013 puts triggers on."""
+"""The tables migration 0013 puts triggers on (0014 replaces their functions)."""
+DIGEST_CHARS = 16
+"""Hex digits of SHA-256 kept per key (64 bits): a collision only drops an entry more."""
 _SYNC = "sync:"
 _HEARTBEAT = "hb:"
+REKEY = "key:changed"
+"""Sent by migration 0014's trigger on ``read_cache_key`` when the salt's row changes."""
+
+
+class KeyDigest:
+    """What the triggers notify instead of a person or Patient id: the first
+    :data:`DIGEST_CHARS` hex digits of ``sha256(salt || utf8(id))``, as migration 0014's
+    ``joinedup_read_cache_notify`` computes it. Keyed by the salt, which only the
+    application's role can read, so a listener without it cannot test a guessed id
+    against a payload."""
+
+    __slots__ = ("_salt", "key_id")
+
+    def __init__(self, salt: bytes, key_id: str) -> None:
+        if len(salt) < 16:
+            raise ValueError("the read cache's salt is too short")
+        self._salt = bytes(salt)
+        self.key_id = key_id
+        """Names the salt (the ``read_cache_key`` row's ``key_id``)."""
+
+    def __call__(self, key: str) -> str:
+        return hashlib.sha256(self._salt + key.encode("utf-8")).hexdigest()[:DIGEST_CHARS]
+
+    def __repr__(self) -> str:  # never the salt
+        return f"KeyDigest(key_id={self.key_id!r})"
+
+
+_READ_KEY = "SELECT salt, key_id FROM read_cache_key WHERE id = 1"
+
+
+def read_key_digest(conn: Any) -> KeyDigest:
+    """The deployment's :class:`KeyDigest`, read from ``read_cache_key`` on a psycopg
+    connection. Raises if the row is missing (the cache then stays offline)."""
+    row = conn.execute(_READ_KEY).fetchone()
+    if row is None:
+        raise LookupError("read_cache_key has no row (run `joinedup db upgrade`)")
+    return KeyDigest(bytes(row[0]), str(row[1]))
 
 
 class ChangeSink(Protocol):
     def changed(self, keys: Iterable[str]) -> None:
-        """These keys (person or Patient ids, or ``*``) changed in a committed write."""
+        """These digests (:class:`KeyDigest` of person or Patient ids, or ``*``) changed
+        in a committed write."""
 
-    def listening(self, up: bool) -> None:
-        """The listener has (again) run LISTEN, or has lost its connection."""
+    def listening(self, up: bool, digest: KeyDigest | None = None) -> None:
+        """The listener has (again) run LISTEN (``digest``: how its keys are notified),
+        or has lost its connection."""
 
     def heartbeat(self, sent_at: float) -> None:
         """A heartbeat this listener sent at ``sent_at`` (``time.monotonic()``) came back:
@@ -75,8 +136,13 @@ class ChangeListener:
         poll_seconds: float = 0.5,
         check_every_seconds: float = 5.0,
         retry_seconds: float = 1.0,
+        warn_queue_usage: float = 0.5,
+        offline_queue_usage: float = 0.9,
     ) -> None:
-        """``engine``: the application's; heartbeats go to its URL, as writes do."""
+        """``engine``: the application's; heartbeats go to its URL, as writes do.
+        ``warn_queue_usage`` / ``offline_queue_usage``: the fraction of PostgreSQL's
+        notification queue in use past which the heartbeat logs a warning / sends no
+        heartbeat (the cache goes offline)."""
         url = engine.url.set(drivername="postgresql")
         self._conninfo = url.render_as_string(hide_password=False)
         self._sink = sink
@@ -84,6 +150,8 @@ class ChangeListener:
         self._poll = min(poll_seconds, heartbeat_seconds)
         self._check_every = check_every_seconds
         self._retry = retry_seconds
+        self._warn_usage = warn_queue_usage
+        self._offline_usage = offline_queue_usage
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._syncs: dict[str, threading.Event] = {}
@@ -95,11 +163,21 @@ class ChangeListener:
         self._sent: dict[int, float] = {}
         """Heartbeat number -> ``time.monotonic()`` just before it was sent."""
         self._beat_now = threading.Event()
+        self._digest: KeyDigest | None = None
+        """The salt's digest the listening connection read (None: not listening)."""
         self.heartbeats_sent = 0
         self.heartbeats_back = 0
+        self.queue_usage: float | None = None
+        """``pg_notification_queue_usage()`` at the last heartbeat (None: not read yet)."""
+        self.queue_reads = 0
+        self._queue_full = False
+        """The queue was past ``offline_queue_usage`` at the last heartbeat."""
+        self._queue_warned = False
         # test seams: a listener whose notifications stop arriving, a sender that stalls
         self._deafen = threading.Event()
         self._hold = threading.Event()
+        self._rekey = threading.Event()
+        """The heartbeat found another salt: the listener reconnects to read it."""
 
     def start(self) -> None:
         with self._lock:
@@ -147,17 +225,26 @@ class ChangeListener:
     def sync(self, timeout: float = 10.0) -> bool:
         """Wait until every notification committed before this call has been handed to
         the sink: PostgreSQL delivers notifications in commit order, so once our own
-        marker arrives the ones before it have. False if it did not arrive in time."""
+        marker arrives the ones before it have. The marker is sent again each second
+        until it arrives (one sent while the listener was reconnecting is lost; after a
+        reconnect the sink started empty, which serves the same). False if none arrived
+        in time."""
         import psycopg
 
         token = uuid.uuid4().hex
         arrived = threading.Event()
         with self._lock:
             self._syncs[token] = arrived
+        deadline = time.monotonic() + timeout
         try:
             with psycopg.connect(self._conninfo, autocommit=True) as conn:
-                conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, _SYNC + token))
-            return arrived.wait(timeout)
+                while True:
+                    conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, _SYNC + token))
+                    left = deadline - time.monotonic()
+                    if arrived.wait(max(0.0, min(1.0, left))):
+                        return True
+                    if time.monotonic() >= deadline:
+                        return False
         finally:
             with self._lock:
                 self._syncs.pop(token, None)
@@ -173,8 +260,11 @@ class ChangeListener:
                 ) as conn:
                     self._conn = conn
                     conn.execute(f"LISTEN {CHANNEL}")
+                    # the salt after LISTEN: a change to it from now on notifies REKEY
+                    digest = read_key_digest(conn)
                     # anything sent before LISTEN took effect was missed: the sink drops all
-                    self._sink.listening(True)
+                    self._sink.listening(True, digest)
+                    self._digest = digest
                     self._beat_now.set()  # the first heartbeat now, not an interval later
                     self._listen(conn)
             except Exception as exc:  # any failure: notifications may be lost
@@ -182,6 +272,7 @@ class ChangeListener:
                     log.warning("read cache listener lost its connection", error=type(exc).__name__)
             finally:
                 self._conn = None
+                self._digest = None
                 self._sink.listening(False)
             self._stop.wait(self._retry)
 
@@ -192,6 +283,9 @@ class ChangeListener:
             if self._deafen.is_set():
                 conn.execute("UNLISTEN *")
                 self._deafen.clear()
+            if self._rekey.is_set():
+                self._rekey.clear()
+                raise LookupError("the read cache's salt changed: reading it again")
             for note in conn.notifies(timeout=self._poll):
                 self._deliver(note.payload)
                 if self._stop.is_set():
@@ -204,7 +298,8 @@ class ChangeListener:
                 checked = time.monotonic()
 
     def _beat(self) -> None:
-        """Send ``hb:<nonce>:<n>`` every interval, through a connection of its own."""
+        """Send ``hb:<nonce>:<n>`` every interval, through a connection of its own, if
+        the notification queue is not near full and the salt is still the listener's."""
         import psycopg
 
         n = 0
@@ -213,19 +308,26 @@ class ChangeListener:
         while not self._stop.is_set():
             self._beat_now.wait(self._heartbeat)
             self._beat_now.clear()
-            if self._stop.is_set() or self._hold.is_set():
+            digest = self._digest
+            if self._stop.is_set() or self._hold.is_set() or digest is None:
                 continue
-            n += 1
-            with self._lock:
-                self._sent[n] = time.monotonic()
-                for old in [k for k in self._sent if k <= n - 100]:
-                    del self._sent[old]
             try:
                 if conn is None or conn.closed:
                     conn = psycopg.connect(
                         self._conninfo, application_name="joinedup read cache heartbeat",
                         **_CONNECT,
                     )
+                row = conn.execute(_QUEUE_AND_KEY, (digest.key_id,)).fetchone()
+                if row is None:  # the salt changed or went: what is notified is unknown
+                    self._rekey.set()
+                    raise LookupError("read_cache_key is not the row the listener read")
+                if not self._queue_ok(float(row[0])):
+                    continue
+                n += 1
+                with self._lock:
+                    self._sent[n] = time.monotonic()
+                    for old in [k for k in self._sent if k <= n - 100]:
+                        del self._sent[old]
                 conn.execute("SELECT pg_notify(%s, %s)",
                              (CHANNEL, f"{_HEARTBEAT}{self._nonce}:{n}"))
                 self.heartbeats_sent += 1
@@ -243,7 +345,32 @@ class ChangeListener:
             with contextlib.suppress(Exception):
                 conn.close()
 
+    def _queue_ok(self, usage: float) -> bool:
+        """Record the queue's usage; False (no heartbeat: the lease runs out) while it is
+        past ``offline_queue_usage``. Logs crossing the thresholds once each way (a
+        fraction, nothing else)."""
+        self.queue_usage = usage
+        self.queue_reads += 1
+        if usage >= self._warn_usage and not self._queue_warned:
+            log.warning("read cache: PostgreSQL's notification queue is filling",
+                        queue_usage=round(usage, 4), warn_at=self._warn_usage,
+                        offline_at=self._offline_usage)
+            self._queue_warned = True
+        elif usage < self._warn_usage and self._queue_warned:
+            log.info("read cache: PostgreSQL's notification queue is back to normal",
+                     queue_usage=round(usage, 4))
+            self._queue_warned = False
+        full = usage >= self._offline_usage
+        if full and not self._queue_full:
+            log.warning("read cache offline: PostgreSQL's notification queue is near full",
+                        queue_usage=round(usage, 4), offline_at=self._offline_usage)
+        self._queue_full = full
+        return not full
+
     def _deliver(self, payload: str) -> None:
+        if payload == REKEY:  # later digests use a salt this listener does not hold
+            self._sink.listening(False)
+            raise LookupError("the read cache's salt changed: reading it again")
         if payload.startswith(_HEARTBEAT):  # never an invalidation, whoever sent it
             nonce, _, number = payload[len(_HEARTBEAT):].partition(":")
             if nonce != self._nonce or not number.isdigit():
@@ -261,6 +388,30 @@ class ChangeListener:
                 arrived.set()
             return
         self._sink.changed(payload.split())
+
+
+_QUEUE_AND_KEY = (
+    "SELECT pg_notification_queue_usage() FROM read_cache_key WHERE id = 1 AND key_id = %s"
+)
+"""One round trip per heartbeat: the queue's usage, and no row if the salt changed."""
+
+
+def register_queue_gauge(registry: Any, listener: ChangeListener) -> Any:
+    """A Prometheus gauge ``joinedup_read_cache_notify_queue_usage`` in ``registry``
+    (a ``prometheus_client.CollectorRegistry``) reading ``listener.queue_usage`` at each
+    scrape (NaN until the first heartbeat has read it). For the application's
+    metrics: the listener has no registry of its own."""
+    from prometheus_client import Gauge
+
+    gauge = Gauge(
+        "joinedup_read_cache_notify_queue_usage",
+        "Fraction of PostgreSQL's notification queue in use, read with the read cache's "
+        "heartbeat (the cache goes offline near full)",
+        registry=registry,
+    )
+    gauge.set_function(
+        lambda: float("nan") if listener.queue_usage is None else listener.queue_usage)
+    return gauge
 
 
 _CONNECT: dict[str, Any] = {

@@ -11,24 +11,38 @@ SQLite has no read cache, so these run on PostgreSQL only.
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, event, text
 
+from joinedup.access.purposes import Purpose
 from joinedup.access.read_cache import Answer, PersonEntry, ReadCache
+from joinedup.access.relationships import Relationship, RelationshipKind
+from joinedup.access.service import AccessService
+from joinedup.access.world import RECENT_DAYS, Who, relationships_from
 from joinedup.api.fhir.records import _everything_answer
 from joinedup.auth.tokens import AccessToken
+from joinedup.people.index import PersonIndex
 from joinedup.people.models import Person
 from joinedup.records.writer import bulk_insert
-from joinedup.storage.changes import CHANNEL, ChangeListener, watch_local_writes
+from joinedup.storage.changes import (
+    CHANNEL,
+    DIGEST_CHARS,
+    LEGACY_CHANNEL,
+    ChangeListener,
+    KeyDigest,
+    read_key_digest,
+    watch_local_writes,
+)
 from joinedup.storage.engine import Database
 from tests.integration.fhir import test_records_api
 from tests.integration.fhir.test_records_api import Demo, _headers, _other_org_patient
@@ -466,7 +480,7 @@ def test_a_bulk_copy_empties_the_writers_own_cache_at_its_commit(demo: Demo) -> 
     notification (no listener here) only the own-write hooks can empty the cache."""
     engine = demo.svc.db.engine
     cache = ReadCache(max_entries=10, max_bytes=10**8, lease_seconds=600)
-    cache.listening(True)
+    cache.listening(True, _digest(demo))
     cache.heartbeat(time.monotonic())
     unwatch = watch_local_writes(engine, cache.changed_everything)
     stray = str(uuid.uuid4())
@@ -483,21 +497,26 @@ def test_a_bulk_copy_empties_the_writers_own_cache_at_its_commit(demo: Demo) -> 
             conn.execute(text("DELETE FROM persons WHERE id = :s"), {"s": stray})
 
 
-def _notified(demo: Demo, *statements: str, **params: Any) -> list[str]:
-    """The payloads on the read cache's channel from running ``statements`` in a
-    transaction."""
+def _conninfo(demo: Demo) -> str:
+    url = demo.svc.db.engine.url.set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
+def _notified(
+    demo: Demo, *statements: str, channel: str = CHANNEL, **params: Any,
+) -> list[str]:
+    """The payloads on ``channel`` from running ``statements`` in a transaction."""
     import psycopg
 
-    url = demo.svc.db.engine.url.set(drivername="postgresql")
-    conninfo = url.render_as_string(hide_password=False)
+    conninfo = _conninfo(demo)
     with psycopg.connect(conninfo, autocommit=True) as listen:
-        listen.execute(f"LISTEN {CHANNEL}")
+        listen.execute(f"LISTEN {channel}")
         with psycopg.connect(conninfo) as conn:
             for sql in statements:
                 conn.execute(sql, params)  # type: ignore[call-overload]
             conn.commit()
             marker = uuid.uuid4().hex
-            conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, marker))
+            conn.execute("SELECT pg_notify(%s, %s)", (channel, marker))
             conn.commit()
         got: list[str] = []
         for note in listen.notifies(timeout=20):
@@ -507,14 +526,52 @@ def _notified(demo: Demo, *statements: str, **params: Any) -> list[str]:
     raise AssertionError(f"the marker did not arrive; got {got}")
 
 
+def _digest(demo: Demo) -> KeyDigest:
+    import psycopg
+
+    with psycopg.connect(_conninfo(demo)) as conn:
+        return read_key_digest(conn)
+
+
 def test_a_payload_over_the_byte_limit_becomes_everything(demo: Demo) -> None:
-    """3,600 two-byte characters: 7,200 bytes, past the 7,000-byte bound though well
-    under 7,000 characters."""
-    wide = "\u00e9" * 3600
-    got = _notified(demo, "SELECT joinedup_read_cache_notify(ARRAY[%(k)s])", k=wide)
+    """The bound is on the digests' bytes: 500 keys' digests (8,500 bytes with their
+    spaces) pass 7,000; 300 (5,100) do not."""
+    digest = _digest(demo)
+    many = [f"k{i}" for i in range(500)]
+    got = _notified(demo, "SELECT joinedup_read_cache_notify(%(k)s::text[])", k=many)
     assert got == ["*"]
-    assert _notified(demo, "SELECT joinedup_read_cache_notify(ARRAY[%(k)s])",
-                     k="\u00e9" * 10) == ["\u00e9" * 10]
+    some = many[:300]
+    got = _notified(demo, "SELECT joinedup_read_cache_notify(%(k)s::text[])", k=some)
+    assert len(got) == 1
+    assert sorted(got[0].split()) == sorted(digest(k) for k in some)
+
+
+def test_payloads_carry_keyed_digests_not_ids(demo: Demo) -> None:
+    """A non-ASCII key too (the digest is over its UTF-8 bytes, as in Python)."""
+    digest = _digest(demo)
+    keys = ["\u00e9" * 10, "patient-1", str(uuid.uuid4())]
+    got = _notified(demo, "SELECT joinedup_read_cache_notify(%(k)s::text[])", k=keys)
+    assert len(got) == 1
+    assert sorted(got[0].split()) == sorted(digest(k) for k in keys)
+    assert all(len(d) == DIGEST_CHARS and int(d, 16) >= 0 for d in got[0].split())
+    assert not any(k in got[0] for k in keys)
+    # the salt is per deployment: another salt gives other digests
+    assert {KeyDigest(b"another salt, 32 bytes long.....", "x")(k) for k in keys} \
+        .isdisjoint(got[0].split())
+
+
+def test_the_old_channel_gets_only_everything_once_per_transaction(demo: Demo) -> None:
+    """A worker on the code before 0014 listens there: it must drop its cache on every
+    change (it cannot match digests), and see no id."""
+    stray = str(uuid.uuid4())
+    got = _notified(
+        demo,
+        "INSERT INTO persons (id, created_at, state, flagged) "
+        "VALUES (%(s)s, now(), 'active', false)",
+        "DELETE FROM persons WHERE id = %(s)s",
+        channel=LEGACY_CHANNEL, s=stray,
+    )
+    assert got == ["*"]
 
 
 def test_the_triggers_notify_whatever_the_writers_search_path(demo: Demo) -> None:
@@ -528,4 +585,340 @@ def test_the_triggers_notify_whatever_the_writers_search_path(demo: Demo) -> Non
         f"DELETE FROM {schema}.persons WHERE id = %(s)s",
         s=stray,
     )
-    assert got == [stray]  # (identical payloads in one transaction are sent once)
+    assert got == [_digest(demo)(stray)]  # (identical payloads in one transaction: sent once)
+
+
+# -- a warm entry read again: merges, the day, and who asks ------------------------------
+
+def _reference(
+    demo: Demo, patient: str, headers: dict[str, str], today: date | None = None,
+    agreements: Path | None = None,
+) -> tuple[str, Answer] | None:
+    """The answer worked out by a service of its own (no read cache, no decision tables
+    kept from earlier requests): what any cache must agree with."""
+    svc = demo.svc
+    fresh = AccessService(agreements or svc.access.agreements_dir, svc.registry, svc.records,
+                          svc.people, today=(lambda: today) if today else date.today)
+    return fresh._everything_uncached(
+        _token(demo, headers), patient, lambda a, f: _everything_answer(a, f, BASE))
+
+
+def _warm(demo: Demo, patient: str, headers: dict[str, str]) -> tuple[str, Answer] | None:
+    """Read twice, the second from memory (a warm entry); that answer."""
+    _online(demo)
+    _cached(demo, patient, headers)
+    hits = _hits(demo)
+    found = _cached(demo, patient, headers)
+    assert _hits(demo) > hits
+    return found
+
+
+def _owners_of(found: tuple[str, Answer] | None) -> set[str]:
+    """The organisations whose records an answer serves."""
+    if found is None:
+        return set()
+    return {json.loads(e)["resource"]["meta"]["source"].split(":")[3].split("/")[0]
+            for e in found[1].entries}
+
+
+def test_a_merge_and_an_unmerge_from_another_connection_apply_to_warm_entries(
+    demo: Demo, other: Engine,
+) -> None:
+    """Split RWC's record off into a person of its own (setup), warm both persons'
+    entries, then merge and unmerge them through the person index of another process."""
+    org, patient = _other_org_patient(demo)
+    rwc_patient = demo.patients["RWC"][0]
+    whole = _warm(demo, patient, demo.insider)
+    assert whole is not None
+    assert {"RWC", org} <= _owners(demo, patient)
+    stray = str(uuid.uuid4())
+    _write(other, "INSERT INTO persons (id, created_at, state, flagged) "
+           "VALUES (:id, now(), 'active', false)", id=stray)
+    _write(other, "UPDATE person_records SET person_id = :s WHERE record_id = :r",
+           s=stray, r=f"Patient/{rwc_patient}")
+    other_db = Database.from_url(demo.svc.db.engine.url.render_as_string(hide_password=False))
+    index = PersonIndex(other_db, demo.svc.people._matcher)
+    try:
+        _settle(demo)
+        split = {p: _warm(demo, p, demo.insider) for p in (patient, rwc_patient)}
+        assert split[patient] != whole  # RWC's records are someone else's now
+        assert split[rwc_patient] is not None
+        assert split[rwc_patient][0] == stray
+
+        merge = index.merge(demo.person, stray, by="test", reason="the same person")
+        _settle(demo)
+        for p in (patient, rwc_patient):
+            merged = _cached(demo, p, demo.insider)
+            assert merged == _reference(demo, p, demo.insider)
+            assert merged is not None
+            assert merged[0] == demo.person
+            assert merged[1] == whole[1]  # one person again: the whole record
+        for p in (patient, rwc_patient):
+            _warm(demo, p, demo.insider)
+
+        index.unmerge(merge, by="test")
+        _settle(demo)
+        for p in (patient, rwc_patient):
+            unmerged = _cached(demo, p, demo.insider)
+            assert unmerged == _reference(demo, p, demo.insider)
+            assert unmerged == split[p]
+    finally:
+        # leave the demo as it was: RWC's record back with the person, the stray merged
+        with other.connect() as conn:
+            state = conn.execute(text("SELECT state FROM persons WHERE id = :s"),
+                                 {"s": stray}).scalar_one()
+        if state == "active":
+            index.merge(demo.person, stray, by="test", reason="restore the demo")
+        other_db.dispose()
+    _settle(demo)
+    assert _cached(demo, patient, demo.insider) == whole
+
+
+def _evidence_days(demo: Demo, patient: str) -> set[date]:
+    """Days on which a relationship of the demo person's evidence starts or stops
+    counting: a period's end (and the day after), a recency window's last day (and
+    the day after)."""
+    cache = demo.svc.access.read_cache
+    assert cache is not None
+    _warm(demo, patient, demo.insider)
+    entry = cache.get(patient, count=False)
+    assert entry is not None
+    days: set[date] = set()
+    for r in entry.evidence:
+        found = [r.get("authoredOn"), *(r.get("period") or {}).values()]
+        for text_ in found:
+            if isinstance(text_, str) and len(text_) >= 10:
+                day = date.fromisoformat(text_[:10])
+                for edge in (day, day + timedelta(days=RECENT_DAYS)):
+                    days |= {edge, edge + timedelta(days=1)}
+    return days
+
+
+def test_a_warm_entry_is_not_served_stale_after_midnight(
+    demo: Demo, other: Engine, tmp_path: Path,
+) -> None:
+    """What a read's answer depends on the day through: an agreement's start (and
+    end: an active agreement past its end makes the agreements refuse to load, so
+    reads fail closed, not stale), a consent directive's start and end, relationships'
+    periods and recency windows. Stepping a service's clock over each such day, a
+    read of a warm entry equals one worked out afresh on that day."""
+    org, patient = _other_org_patient(demo)
+    rwc_patient = demo.patients["RWC"][0]
+    clock = [date.today()]
+    day0 = clock[0]
+    day1, day2 = day0 + timedelta(days=1), day0 + timedelta(days=2)
+    agreements = tmp_path / "agreements"
+    shutil.copytree(demo.svc.access.agreements_dir, agreements)
+    direct_care = agreements / "wessex-direct-care.yaml"
+    assert "start: 2026-04-01" in direct_care.read_text()
+    direct_care.write_text(direct_care.read_text().replace(
+        "start: 2026-04-01", f"start: {day1.isoformat()}"))  # in force from tomorrow
+    cache, listener = _own_cache(demo, lease=600.0)
+    svc = demo.svc
+    service = AccessService(agreements, svc.registry, svc.records, svc.people,
+                            today=lambda: clock[0], read_cache=cache)
+    last_loadable = date(2028, 3, 30)  # two demo agreements end on 2028-03-31
+    days = sorted({day0, day1, day2, day2 + timedelta(days=1)}
+                  | {d for d in _evidence_days(demo, patient) if day2 < d <= last_loadable})
+    _write(other, "INSERT INTO consent_directives (id, patient_id, kind, status, organisation, "
+           "recorded, start, recorded_by_org, recorded_by, version, updated_at, resource) "
+           "VALUES ('cache-day2', :p, 'objection', 'active', :o, CURRENT_DATE, :start, "
+           "'RWC', 'test', 1, now(), '{}')", p=rwc_patient, o="RWC", start=day2)
+    readers = [demo.insider, demo.outsider, _headers(svc, org, f"{org}-P001", "clinician")]
+
+    def read(headers: dict[str, str]) -> tuple[str, Answer] | None:
+        return service.everything(_token(demo, headers), patient,
+                                  lambda a, f: _everything_answer(a, f, BASE), BASE)
+
+    try:
+        assert listener.sync(timeout=20)
+        answers: dict[date, tuple[str, Answer] | None] = {}
+        for day in days:
+            clock[0] = day
+            for headers in readers:
+                expected = _reference(demo, patient, headers, today=day, agreements=agreements)
+                # first the event loop's path, before any read has compiled the day's point
+                in_memory = service.everything_in_memory(_token(demo, headers), patient, BASE)
+                assert in_memory is None or in_memory == expected, f"stale in memory on {day}"
+                assert read(headers) == expected, f"stale on {day}"
+                assert read(headers) == expected  # and from memory
+                in_memory = service.everything_in_memory(_token(demo, headers), patient, BASE)
+                assert in_memory is None or in_memory == expected
+            answers[day] = read(demo.insider)
+        # not vacuous: the agreement starts on day 1, the objection on day 2
+        assert org not in _owners_of(answers[day0])
+        assert org in _owners_of(answers[day1])
+        assert _owners_of(answers[day2]) == {"RWC"}  # the objection to sharing with RWC
+        assert cache.stats()["hits"] > 0
+    finally:
+        listener.stop(wait=5)
+        _write(other, "DELETE FROM consent_directives WHERE id = 'cache-day2'")
+        _settle(demo)
+
+
+def _reader_variants(demo: Demo) -> dict[str, dict[str, str]]:
+    insider = _token(demo, demo.insider)
+    assert insider.practitioner is not None
+    org, _patient = _other_org_patient(demo)
+    return {
+        "purpose": _headers(demo.svc, "RWC", insider.practitioner, "clinician",
+                            purpose=Purpose.SAFEGUARDING, team=insider.team),
+        "role": _headers(demo.svc, "RWC", insider.practitioner, "admin", team=insider.team),
+        "organisation": _headers(demo.svc, org, f"{org}-P001", "clinician"),
+    }
+
+
+@pytest.mark.parametrize("variant", ["purpose", "role", "organisation"])
+def test_a_warm_entry_read_by_another_purpose_role_or_organisation_gets_its_own_answer(
+    demo: Demo, variant: str,
+) -> None:
+    """The insider's direct-care answer is kept; the same person read under another
+    purpose (the same practitioner), in another role, or from another organisation
+    gets the answer for that requester, not the kept one; and then the kept one is
+    still the insider's."""
+    _org, patient = _other_org_patient(demo)
+    headers = _reader_variants(demo)[variant]
+    kept = _warm(demo, patient, demo.insider)
+    expected = _reference(demo, patient, headers)
+    assert expected is not None
+    assert expected != kept  # not vacuous: this requester's answer differs
+    assert _cached(demo, patient, headers) == expected
+    assert _cached(demo, patient, headers) == expected  # and from memory
+    in_memory = demo.svc.access.everything_in_memory(_token(demo, headers), patient, BASE)
+    assert in_memory is None or in_memory == expected
+    assert _cached(demo, patient, demo.insider) == kept
+
+
+def test_two_organisations_with_the_same_relationship_get_their_own_answers(
+    demo: Demo, other: Engine,
+) -> None:
+    """The case the decision tables are shared in: practitioners of two organisations
+    that hold the person's records, with the same relationship (a self-declaration with
+    the same reason, no other evidence naming them). The second reads the first's warm
+    entry and gets its own organisation's answer."""
+    _org, patient = _other_org_patient(demo)
+    _warm(demo, patient, demo.insider)
+    cache = demo.svc.access.read_cache
+    assert cache is not None
+    entry = cache.get(patient, count=False)
+    assert entry is not None
+    reason = "cache test: covering the ward"
+    declared = (Relationship(RelationshipKind.SELF_DECLARED, reason),)
+    by_relationships: dict[Any, list[str]] = {}
+    for org in sorted(demo.patients):
+        who = Who(org, f"{org}-cache-declared", None)
+        kinds = relationships_from(entry.evidence, who, date.today(), declared=declared)
+        by_relationships.setdefault(kinds, []).append(org)
+    pair = next((orgs[:2] for orgs in by_relationships.values() if len(orgs) >= 2), None)
+    assert pair is not None, "no two organisations with the same relationship"
+    expires = datetime.now(UTC) + timedelta(hours=1)
+    for org in pair:
+        _write(other, "INSERT INTO declared_relationships (id, patient_id, org_code, "
+               "practitioner, reason, declared_at, expires_at) VALUES "
+               "(:id, :p, :o, :pr, :r, now(), :e)", id=str(uuid.uuid4()), p=patient, o=org,
+               pr=f"{org}-cache-declared", r=reason, e=expires)
+    first, second = (_headers(demo.svc, org, f"{org}-cache-declared", "clinician")
+                     for org in pair)
+    try:
+        _settle(demo)
+        kept = _warm(demo, patient, first)
+        assert kept == _reference(demo, patient, first)
+        expected = _reference(demo, patient, second)
+        assert expected != kept  # not vacuous: each organisation sees its own records
+        assert _cached(demo, patient, second) == expected
+        assert _cached(demo, patient, second) == expected  # and from memory
+        in_memory = demo.svc.access.everything_in_memory(_token(demo, second), patient, BASE)
+        assert in_memory is None or in_memory == expected
+    finally:
+        _write(other, "DELETE FROM declared_relationships WHERE reason = :r", r=reason)
+        _settle(demo)
+
+
+# -- the notification queue and the salt -----------------------------------------------
+
+def test_a_near_full_notification_queue_keeps_the_cache_offline(demo: Demo) -> None:
+    """Past ``offline_queue_usage`` (here 0: any queue) no heartbeat is sent, so the
+    lease never starts and every read goes to the database."""
+    holder: list[ChangeListener] = []
+    cache = ReadCache(max_entries=10, max_bytes=10**8, lease_seconds=1.5,
+                      start_listening=lambda: holder[0].start())
+    listener = ChangeListener(demo.svc.db.engine, cache, heartbeat_seconds=0.5,
+                              offline_queue_usage=0.0)
+    holder.append(listener)
+    try:
+        cache.ticket()
+        _until("the queue's usage was read", lambda: listener.queue_usage is not None)
+        usage = listener.queue_usage
+        assert usage is not None
+        assert 0.0 <= usage < 1.0
+        _until("three heartbeats' queue reads", lambda: listener.queue_reads >= 3)
+        assert listener.heartbeats_sent == 0
+        assert not cache.online
+        assert cache.ticket() is None
+    finally:
+        listener.stop(wait=5)
+
+
+def test_a_new_salt_takes_the_cache_offline_until_its_listener_has_read_it(
+    demo: Demo, other: Engine,
+) -> None:
+    """Digests made with another salt would never match: a write to the salt's row
+    notifies ``key:changed`` (before any digest made with the new salt), the cache goes
+    offline at once, the listener reconnects and reads the new one, and the cache comes
+    back empty with it. (The lease here is 10 minutes: only the notification, not the
+    heartbeat's check, can take it offline within the test's wait.)"""
+    cache, listener = _own_cache(demo, lease=600.0)
+    with other.connect() as conn:
+        salt, key_id = conn.execute(text("SELECT salt, key_id FROM read_cache_key")).one()
+    try:
+        assert cache.put(cache.ticket(), PersonEntry("p1", "person-1", ("p1",), ()))
+        _write(other, "UPDATE read_cache_key SET salt = sha256(salt), key_id = :k",
+               k=f"{key_id}-test")
+        _until("the cache is offline", lambda: not cache.online, timeout=20)
+        assert cache.get("p1") is None
+        _until("the cache is online again", lambda: cache.online)
+        assert listener._digest is not None
+        assert listener._digest.key_id == f"{key_id}-test"
+        assert cache.put(cache.ticket(), PersonEntry("p1", "person-1", ("p1",), ()))
+        got = _notified(demo, "SELECT joinedup_read_cache_notify(ARRAY['person-1'])")
+        assert got == [listener._digest("person-1")]
+        cache.changed(got[0].split())
+        assert cache.get("p1") is None
+    finally:
+        _write(other, "UPDATE read_cache_key SET salt = :s, key_id = :k", s=salt, k=key_id)
+        listener.stop(wait=5)
+    changes = demo.svc.changes
+    assert changes is not None
+    _until("the application's listener read the salt back",
+           lambda: changes._digest is not None and changes._digest.key_id == key_id)
+    _online(demo)
+    _settle(demo)
+
+
+def test_a_declaration_that_expires_is_not_served_from_a_warm_entry(
+    demo: Demo, other: Engine,
+) -> None:
+    """A requester context stands until its earliest declaration expires (the wall
+    clock, not a day): read on a warm entry after the expiry, the answer is the one
+    without the declaration."""
+    org, patient = _other_org_patient(demo)
+    practitioner = f"{org}-cache-expiring"
+    headers = _headers(demo.svc, org, practitioner, "clinician")
+    reason = "cache test: expiring"
+    _online(demo)
+    without = _reference(demo, patient, headers)
+    expires = datetime.now(UTC) + timedelta(seconds=6)
+    _write(other, "INSERT INTO declared_relationships (id, patient_id, org_code, practitioner, "
+           "reason, declared_at, expires_at) VALUES (:id, :p, :o, :pr, :r, now(), :e)",
+           id=str(uuid.uuid4()), p=patient, o=org, pr=practitioner, r=reason, e=expires)
+    try:
+        _settle(demo)
+        declared = _warm(demo, patient, headers)
+        assert datetime.now(UTC) < expires, "too slow to warm the entry before the expiry"
+        assert declared != without  # not vacuous: the declaration mattered
+        _until("the declaration expired", lambda: datetime.now(UTC) > expires)
+        assert _cached(demo, patient, headers) == without
+        assert _cached(demo, patient, headers) == _reference(demo, patient, headers)
+    finally:
+        _write(other, "DELETE FROM declared_relationships WHERE reason = :r", r=reason)
+        _settle(demo)

@@ -64,12 +64,15 @@ from joinedup.audit.events import Actor, AuditAction, AuditEvent, Outcome
 from joinedup.auth.tokens import AccessToken
 from joinedup.errors import Forbidden, NotFound, Unavailable, UserError
 from joinedup.labels import DataCategory, Sensitivity
+from joinedup.logs import get_logger
 from joinedup.orgs.registry import Registry
 from joinedup.orgs.vocab import OrgKind, ProfessionalRole
 from joinedup.people.index import PersonIndex
 from joinedup.people.models import Person, PersonRecord
 from joinedup.records.search import Filter
 from joinedup.records.store import RecordStore, StoredResource
+
+log = get_logger("joinedup.access")
 
 
 def _visible_rows(
@@ -275,13 +278,23 @@ class AccessService:
         organisations = {o["code"]: OrgKind(o["kind"]) for o in self._registry.list_orgs()}
         paths = sorted(self.agreements_dir.glob("*.yaml")) if self.agreements_dir.is_dir() else []
         try:
-            agreements = load_agreement_files(paths, known_orgs=organisations, today=today)
+            # No ``today`` here: an agreement past its end is refused when an operator
+            # checks or applies it (``joinedup agreements check``), but one that ends
+            # while the service runs only stops granting (``DecisionPoint`` compiles the
+            # agreements in force on ``today``); refusing the whole set at midnight would
+            # stop every read under every other agreement.
+            agreements = load_agreement_files(paths, known_orgs=organisations)
         except UserError as exc:  # a bad file is the operator's problem, not the caller's
             raise Unavailable(
                 "the data sharing agreements cannot be loaded; the operator can run "
                 "`joinedup agreements check` to see why"
             ) from exc
         self._agreement_ids = frozenset(a.id for a in agreements)
+        ended = sorted(f"{a.id} v{a.version}" for a in agreements
+                       if a.end is not None and a.end < today)
+        if ended:  # agreement ids and dates only: no personal data
+            log.warning("agreements_ended", agreements=ended, today=today.isoformat(),
+                        hint="retire them: they grant nothing since their end date")
         return DecisionPoint(agreements, organisations, today)
 
     def agreement_ids(self) -> frozenset[str]:

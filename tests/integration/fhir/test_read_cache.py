@@ -698,8 +698,7 @@ def test_a_warm_entry_is_not_served_stale_after_midnight(
     demo: Demo, other: Engine, tmp_path: Path,
 ) -> None:
     """What a read's answer depends on the day through: an agreement's start (and
-    end: an active agreement past its end makes the agreements refuse to load, so
-    reads fail closed, not stale), a consent directive's start and end, relationships'
+    end), a consent directive's start and end, relationships'
     periods and recency windows. Stepping a service's clock over each such day, a
     read of a warm entry equals one worked out afresh on that day."""
     org, patient = _other_org_patient(demo)
@@ -717,9 +716,9 @@ def test_a_warm_entry_is_not_served_stale_after_midnight(
     svc = demo.svc
     service = AccessService(agreements, svc.registry, svc.records, svc.people,
                             today=lambda: clock[0], read_cache=cache)
-    last_loadable = date(2028, 3, 30)  # two demo agreements end on 2028-03-31
+    last_day = date(2028, 4, 1)  # past the end of two demo agreements (2028-03-31)
     days = sorted({day0, day1, day2, day2 + timedelta(days=1)}
-                  | {d for d in _evidence_days(demo, patient) if day2 < d <= last_loadable})
+                  | {d for d in _evidence_days(demo, patient) if day2 < d <= last_day})
     _write(other, "INSERT INTO consent_directives (id, patient_id, kind, status, organisation, "
            "recorded, start, recorded_by_org, recorded_by, version, updated_at, resource) "
            "VALUES ('cache-day2', :p, 'objection', 'active', :o, CURRENT_DATE, :start, "

@@ -9,7 +9,7 @@ import dataclasses
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -20,7 +20,7 @@ from fhir.resources.R4B.patient import Patient
 from joinedup.access.decisions import Decision
 from joinedup.access.minimise import apply_decisions
 from joinedup.access.purposes import Purpose
-from joinedup.access.service import PersonAccess, Served
+from joinedup.access.service import AccessService, PersonAccess, Served
 from joinedup.access.world import (
     EVIDENCE_TYPES,
     Who,
@@ -850,3 +850,28 @@ def test_include_follows_references_only_to_what_the_caller_may_see_of_that_pers
         f'"versionId":"{pointed}"', f'"versionId":"{pointed + 1}"') \
         == missing.text.replace(missing.json()["entry"][0]["resource"]["meta"]["lastUpdated"],
                                 r.json()["entry"][0]["resource"]["meta"]["lastUpdated"])
+
+
+def test_an_agreement_that_ends_while_the_service_runs_only_stops_granting(
+    demo: Demo, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Two demo agreements end on 2028-03-31. The day after, the service still compiles
+    the others (an ended agreement is refused by ``joinedup agreements check``, not at
+    midnight by every read), the ended ones grant nothing, and the operator is told."""
+    svc = demo.svc
+    days = {d: date.fromisoformat(d) for d in ("2028-03-31", "2028-04-01")}
+
+    def providers(day: date) -> dict[str, frozenset[str]]:
+        service = AccessService(svc.access.agreements_dir, svc.registry, svc.records,
+                                svc.people, today=lambda: day)
+        point = service.point()  # raised Unavailable for every read before the fix
+        assert point.today == day
+        return {o["code"]: point.providers_to(o["code"]) for o in svc.registry.list_orgs()}
+
+    last, after = (providers(d) for d in days.values())
+    lost = {org for org in last if after[org] < last[org]}
+    assert lost, "the ended agreements granted nothing the day before"
+    assert all(after[org] <= last[org] for org in last)  # nothing new from an ending
+    assert after["RWC"], "the agreements still in force grant nothing"
+    captured = capsys.readouterr()
+    assert "agreements_ended" in captured.out + captured.err

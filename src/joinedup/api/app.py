@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from joinedup import __version__
 from joinedup.api import admin, fhir, problems, public
+from joinedup.api.fast_lane import EverythingFastLane, everything_path
 from joinedup.api.observe import Metrics, ObserveMiddleware
 from joinedup.api.routes import RouteTemplates
 from joinedup.auth.cache import CachingVerifier
@@ -24,7 +25,9 @@ about the people they jointly care for, lawfully and audited.
 """
 
 
-def create_app(svc: Services) -> FastAPI:
+def create_app(svc: Services, *, fast_lane: bool = True) -> FastAPI:
+    """``fast_lane``: answer ``Patient/$everything`` cache hits below FastAPI
+    (``joinedup.api.fast_lane``); off only to compare the two paths in tests."""
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
@@ -45,5 +48,7 @@ def create_app(svc: Services) -> FastAPI:
     app.include_router(public.router)
     app.include_router(admin.router)
     app.include_router(fhir.router)
+    if fast_lane:  # inside ObserveMiddleware: the same request ids, metrics and log lines
+        app.add_middleware(EverythingFastLane, path=everything_path(app))
     app.add_middleware(ObserveMiddleware, metrics=metrics, templates=RouteTemplates(app))
     return app

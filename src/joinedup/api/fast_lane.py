@@ -1,0 +1,152 @@
+"""``Patient/$everything`` answered from the worker's read cache below FastAPI.
+
+Under load a cache hit's CPU went mostly to the framework (Starlette's exception
+middleware and request objects, the router's walk, ``solve_dependencies``,
+response objects) rather than to the hit itself: the decision from cached inputs,
+the audit events and their durable commit. This plain ASGI layer answers exactly
+the requests the route (``records.everything``) would answer with a cache hit, by
+the same functions in the same order:
+
+* ``GET``, the route's own path pattern (``everything_path``), no query string, no ``root_path``, no
+  request body;
+* the ``Authorization`` header read as FastAPI's ``HTTPBearer`` reads it
+  (``deps.bearer_credentials``); the token one the application's
+  ``CachingVerifier`` has already verified and that has not expired
+  (``CachingVerifier.cached``: a token never seen is verified on the FastAPI path,
+  once, and kept);
+* ``records:read`` and ``requester_identity``, as ``deps.authenticated_for`` checks
+  them (``records.EVERYTHING_READER``);
+* ``AccessService.everything_in_memory``: the decision point decides, from the
+  cached inputs, on every request; the answer is one that serves something.
+
+Then it builds the audit events with the route's ``everything_served``, awaits
+their durable commit (``AuditLog.append_async``) and sends the route's body
+(``everything_body``) with the headers a ``Response`` with the route's media type
+sends. Anything else (no or an unknown or expired token, a refusal, a miss, an
+answer serving nothing, an unusual request, any exception before the append) is
+handed to the FastAPI application untouched: nothing is written, counted or left
+on the scope. If the append itself fails with a user error (``Unavailable``: the
+log cannot take the event) the answer is the application's for that error
+(``problems.fhir_error``); any other exception propagates as it does from the route.
+
+It sits inside ``ObserveMiddleware``, so request ids, metrics and the access log
+line are the same for both paths. ADR 0004 (amendment 2026-12-06).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute, iter_route_contexts
+from starlette.requests import Request
+from starlette.routing import compile_path
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from joinedup.access.service import requester_identity
+from joinedup.api.deps import bearer_credentials, fhir_base
+from joinedup.api.fhir import records
+from joinedup.api.problems import fhir_error
+from joinedup.audit.events import AuditEvent
+from joinedup.auth.permissions import Permission
+from joinedup.errors import UserError
+from joinedup.services import Services
+
+_FHIR_JSON = records.FHIR_JSON.encode("latin-1")
+_BODY_HEADERS = frozenset({b"content-length", b"transfer-encoding"})
+
+
+@dataclass(frozen=True)
+class EverythingPath:
+    """The ``$everything`` route's full path as the router matches it (Starlette's
+    ``compile_path`` of the path with its prefixes)."""
+
+    regex: re.Pattern[str]
+    convert_id: Callable[[str], Any]
+
+
+def everything_path(app: FastAPI) -> EverythingPath:
+    for ctx in iter_route_contexts(app.routes):
+        route = ctx.original_route
+        if isinstance(route, APIRoute) and route.endpoint is records.everything and ctx.path:
+            regex, _, convertors = compile_path(ctx.path)
+            return EverythingPath(regex, convertors["id"].convert)
+    raise LookupError("the application has no Patient/$everything route")
+
+
+class _Hit:
+    __slots__ = ("body", "events", "svc")
+
+    def __init__(self, svc: Services, events: list[AuditEvent], body: bytes) -> None:
+        self.svc = svc
+        self.events = events
+        self.body = body
+
+
+class EverythingFastLane:
+    def __init__(self, app: ASGIApp, path: EverythingPath) -> None:
+        self.app = app
+        self._match: Callable[[str], re.Match[str] | None] = path.regex.match
+        self._convert = path.convert_id
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        hit = self._hit(scope) if scope["type"] == "http" else None
+        if hit is None:
+            await self.app(scope, receive, send)
+            return
+        cache = hit.svc.access.read_cache
+        if cache is not None:  # counted where the route's everything_in_memory counts it
+            cache.hit()
+        try:
+            await hit.svc.audit.append_async(hit.events)
+        except UserError as exc:  # what the application's handler answers
+            await fhir_error(exc)(scope, receive, send)
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-length", str(len(hit.body)).encode("latin-1")),
+            (b"content-type", _FHIR_JSON),
+        ]})
+        await send({"type": "http.response.body", "body": hit.body})
+
+    def _hit(self, scope: Scope) -> _Hit | None:
+        """The audit events and body of a cache hit the route would serve; None for
+        anything else. No I/O and no side effect."""
+        if scope["method"] != "GET" or scope.get("query_string") or scope.get("root_path"):
+            return None
+        matched = self._match(scope["path"])
+        if matched is None:
+            return None
+        try:
+            return self._decided(scope, self._convert(matched["id"]))
+        except Exception:  # the FastAPI path answers it, as it always would
+            return None
+
+    def _decided(self, scope: Scope, id: Any) -> _Hit | None:
+        authorization = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                if authorization is None:  # the first, as Request.headers.get reads it
+                    authorization = value.decode("latin-1")
+            elif name in _BODY_HEADERS:
+                return None
+        credentials = bearer_credentials(authorization)
+        if credentials is None:
+            return None
+        state = scope["app"].state
+        cached = getattr(state.verifier, "cached", None)
+        token = cached(credentials) if cached is not None else None
+        if token is None or not token.has(Permission.RECORDS_READ):
+            return None
+        requester_identity(token)  # Forbidden: the route refuses it
+        svc: Services = state.services
+        request = Request(scope)
+        base = fhir_base(request)
+        found = svc.access.everything_in_memory(token, id, base, count=False)
+        if found is None or not found[1].resources or not found[1].entries:
+            return None
+        request_id = scope.get("state", {}).get("request_id")
+        served = records.everything_served(token, request_id, id, found)
+        return _Hit(svc, served.events(), records.everything_body(request, found[1].entries))

@@ -197,6 +197,9 @@ def _same(world: World, pair: Pair, path: str, headers: dict[str, str],
         assert a.status_code in (200, 404)
 
 
+_HOSTS = (None, "care.example.org", "care.example.org:8443", "[::1]:8000", "bad host:x", "h:0")
+"""``Host`` headers (None: the test client's own): the self link and the base of
+``fullUrl`` come from it when no public base URL is set."""
 _REFUSED = ("no records:read", "no practitioner", "not a professional role", "none",
             "not bearer", "scheme only", "garbage", "tampered")
 
@@ -211,6 +214,9 @@ def test_the_fast_lane_answers_and_audits_what_the_route_does(
     who = data.draw(st.sampled_from(sorted(world.tokens)), label="token")
     request_id = data.draw(st.from_regex(r"[a-f0-9]{32}", fullmatch=True), label="request id")
     headers = {**world.tokens[who], "X-Request-Id": request_id}
+    host = data.draw(st.sampled_from(_HOSTS), label="host")
+    if host is not None:
+        headers["Host"] = host
     pair = world.public if public else world.plain
     path = f"/fhir/Patient/{patient}/$everything"
     if who in _REFUSED:

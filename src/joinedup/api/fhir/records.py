@@ -130,7 +130,8 @@ def _bundle(
 ) -> dict[str, Any]:
     """A Bundle; ``page`` (offset, count) adds ``next``/``previous`` links, made of the
     caller's own parameters and an offset within the total the caller may see."""
-    links = [{"relation": "self", "url": public_url(request)}]
+    bundle = _searchset(public_url(request), total, entries, kind)
+    links = bundle["link"]
     if page is not None:
         offset, count = page
         params = [(k, v) for k, v in request.query_params.multi_items() if k != "_offset"]
@@ -141,11 +142,17 @@ def _bundle(
         if offset > 0:
             prev = urlencode([*params, ("_offset", str(max(0, offset - count)))])
             links.append({"relation": "previous", "url": f"{url}?{prev}"})
+    return bundle
+
+
+def _searchset(
+    self_url: str, total: int, entries: list[dict[str, Any]], kind: str = "searchset"
+) -> dict[str, Any]:
     return {
         "resourceType": "Bundle",
         "type": kind,
         "total": total,
-        "link": links,
+        "link": [{"relation": "self", "url": self_url}],
         "entry": entries,
     }
 
@@ -176,7 +183,7 @@ async def everything(id: str, request: Request) -> Response:
     entries = found[1].entries if found is not None and found[1].resources else ()
     if not entries:  # nothing to see: the same answer as an unknown id
         raise _not_found("Patient", id)
-    return Response(everything_body(request, entries), media_type=FHIR_JSON)
+    return Response(everything_body(public_url(request), entries), media_type=FHIR_JSON)
 
 
 def everything_served(
@@ -193,10 +200,11 @@ def everything_served(
     return served
 
 
-def everything_body(request: Request, entries: Sequence[bytes]) -> bytes:
-    """The searchset Bundle of a ``$everything`` answer: the same JSON as the other
-    routes' ``_bundle``, with the entries (JSON text) spliced in."""
-    head = orjson.dumps(_bundle(request, len(entries), [], None))
+def everything_body(self_url: str, entries: Sequence[bytes]) -> bytes:
+    """The searchset Bundle of a ``$everything`` answer (``self_url``: the request's
+    ``public_url``): the same JSON as the other routes' ``_bundle``, with the entries
+    (JSON text) spliced in."""
+    head = orjson.dumps(_searchset(self_url, len(entries), []))
     return b"".join((head[: -len(_EMPTY_ENTRIES)], b',"entry":[', b",".join(entries), b"]}"))
 
 

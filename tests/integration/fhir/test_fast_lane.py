@@ -282,6 +282,42 @@ def test_warm_hits_are_answered_by_the_fast_lane_and_only_those(world: World) ->
     assert pair.answered[0] == counted
 
 
+def _counted(client: TestClient) -> list[str]:
+    """The request counter and latency count lines of ``/metrics`` for $everything
+    (the latency buckets' values and sums aside)."""
+    text = client.get("/metrics").text
+    return sorted(line for line in text.splitlines()
+                  if line.startswith(("joinedup_http_requests_total",
+                                      "joinedup_http_request_seconds_count"))
+                  and 'route="/fhir/Patient/{id}/$everything"' in line)
+
+
+def test_metrics_and_request_ids_are_the_same_either_way(world: World) -> None:
+    """The fast lane sits inside ObserveMiddleware: the same request id (echoed or
+    made), the same route template, status and counts in the metrics."""
+    _online(world)
+    demo = world.demo
+    pair = _pair(demo.svc)  # fresh applications: metrics of this test's requests only
+    asks = [(demo.insider, p) for p in demo.patients["RWC"]] + [
+        (demo.outsider, demo.patients["RWC"][0]), (world.tokens["garbage"], "no-such-patient")]
+    for _ in range(3):
+        for headers, patient in asks:
+            path = f"/fhir/Patient/{patient}/$everything"
+            a, b = pair.off.get(path, headers=headers), pair.on.get(path, headers=headers)
+            assert a.status_code == b.status_code
+            assert len(a.headers["x-request-id"]) == len(b.headers["x-request-id"]) == 32
+            assert a.headers["x-request-id"] != b.headers["x-request-id"]  # made afresh
+            given = {**headers, "X-Request-Id": "given-by-the-client"}
+            assert pair.on.get(path, headers=given).headers["x-request-id"] == \
+                "given-by-the-client"
+            pair.off.get(path, headers=given)
+    assert _counted(pair.on) == _counted(pair.off)
+    assert any('route="/fhir/Patient/{id}/$everything",status="200"' in line
+               for line in _counted(pair.on))
+    if demo.svc.access.read_cache is not None:
+        assert pair.answered[0] > 0
+
+
 def test_a_hit_counts_once_in_the_read_cache_either_way(world: World) -> None:
     cache = world.demo.svc.access.read_cache
     if cache is None:

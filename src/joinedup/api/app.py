@@ -48,7 +48,8 @@ def create_app(svc: Services, *, fast_lane: bool = True) -> FastAPI:
     app.include_router(public.router)
     app.include_router(admin.router)
     app.include_router(fhir.router)
-    if fast_lane:  # inside ObserveMiddleware: the same request ids, metrics and log lines
-        app.add_middleware(EverythingFastLane, path=everything_path(app))
-    app.add_middleware(ObserveMiddleware, metrics=metrics, templates=RouteTemplates(app))
+    # the fast lane is asked by ObserveMiddleware: the same request ids, metrics, log lines
+    lane = EverythingFastLane(everything_path(app)) if fast_lane else None
+    app.add_middleware(ObserveMiddleware, metrics=metrics, templates=RouteTemplates(app),
+                       lane=lane)
     return app

@@ -29,8 +29,9 @@ on the scope. If the append itself fails with a user error (``Unavailable``: the
 log cannot take the event) the answer is the application's for that error
 (``problems.fhir_error``); any other exception propagates as it does from the route.
 
-It sits inside ``ObserveMiddleware``, so request ids, metrics and the access log
-line are the same for both paths. ADR 0004 (amendment 2026-12-06).
+It is part of ``ObserveMiddleware``, asked after the request has its id, so request
+ids, metrics and the access log line are made the same way on both paths.
+ADR 0004 (amendment 2026-12-06).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.requests import Request
 from starlette.routing import compile_path
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from joinedup.access.service import requester_identity
 from joinedup.api.deps import bearer_credentials, fhir_base, public_url
@@ -89,30 +90,39 @@ class _Hit:
 
 
 class EverythingFastLane:
-    def __init__(self, app: ASGIApp, path: EverythingPath) -> None:
-        self.app = app
+    """Asked by ``ObserveMiddleware`` (after it has given the request its id) before
+    it hands a request to the application: :meth:`hit` is the answer or None (hand
+    it on), :meth:`serve` sends it."""
+
+    def __init__(self, path: EverythingPath) -> None:
         self._match: Callable[[str], re.Match[str] | None] = path.regex.match
         self._convert = path.convert_id
         self._urls: dict[tuple[Any, ...], tuple[str, str]] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        hit = self._hit(scope) if scope["type"] == "http" else None
-        if hit is None:
-            await self.app(scope, receive, send)
-            return
+    def hit(self, scope: Scope) -> _Hit | None:
+        return self._hit(scope)
+
+    async def serve(self, hit: _Hit, scope: Scope, receive: Receive, send: Send,
+                    extra: list[tuple[bytes, bytes]]) -> int:
+        """Commit the hit's audit events, then send its answer with ``extra`` headers
+        after the route's own; the status sent."""
         cache = hit.svc.access.read_cache
         if cache is not None:  # counted where the route's everything_in_memory counts it
             cache.hit()
         try:
             await hit.svc.audit.append_async(hit.events)
         except UserError as exc:  # what the application's handler answers
-            await fhir_error(exc)(scope, receive, send)
-            return
+            response = fhir_error(exc)
+            response.raw_headers = [*response.raw_headers, *extra]
+            await response(scope, receive, send)
+            return response.status_code
         await send({"type": "http.response.start", "status": 200, "headers": [
             (b"content-length", str(len(hit.body)).encode("latin-1")),
             (b"content-type", _FHIR_JSON),
+            *extra,
         ]})
         await send({"type": "http.response.body", "body": hit.body})
+        return 200
 
     def _hit(self, scope: Scope) -> _Hit | None:
         """The audit events and body of a cache hit the route would serve; None for

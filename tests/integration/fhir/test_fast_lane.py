@@ -28,6 +28,7 @@ from joinedup.access.purposes import Purpose
 from joinedup.api.app import create_app
 from joinedup.api.deps import _bearer, bearer_credentials
 from joinedup.api.fast_lane import EverythingFastLane, everything_path
+from joinedup.api.observe import ObserveMiddleware
 from joinedup.api.routes import route_table
 from joinedup.audit.queries import EventQuery
 from joinedup.auth.permissions import Permission
@@ -65,10 +66,11 @@ class World:
 def _lane(app: FastAPI) -> EverythingFastLane:
     layer: Any = app.middleware_stack
     while layer is not None:
-        if isinstance(layer, EverythingFastLane):
-            return layer
+        if isinstance(layer, ObserveMiddleware):
+            assert isinstance(layer.lane, EverythingFastLane), "no fast lane"
+            return layer.lane
         layer = getattr(layer, "app", None)
-    raise AssertionError("no fast lane in the middleware stack")
+    raise AssertionError("no ObserveMiddleware in the middleware stack")
 
 
 def _pair(svc: Any) -> Pair:

@@ -3,12 +3,12 @@
 Under load a cache hit's CPU went mostly to the framework (Starlette's exception
 middleware and request objects, the router's walk, ``solve_dependencies``,
 response objects) rather than to the hit itself: the decision from cached inputs,
-the audit events and their durable commit. This plain ASGI layer answers exactly
+the audit events and their durable commit. The fast lane answers exactly
 the requests the route (``records.everything``) would answer with a cache hit, by
 the same functions in the same order:
 
 * ``GET``, the route's own path pattern (``everything_path``), no query string, no
-  ``root_path``, no request body;
+  ``root_path`` or ``app_root_path``, no request body;
 * the ``Authorization`` header read as FastAPI's ``HTTPBearer`` reads it
   (``deps.bearer_credentials``); the token one the application's
   ``CachingVerifier`` has already verified and that has not expired
@@ -16,8 +16,10 @@ the same functions in the same order:
   once, and kept);
 * ``records:read`` and ``requester_identity``, as ``deps.authenticated_for`` checks
   them (``records.EVERYTHING_READER``);
-* ``AccessService.everything_in_memory``: the decision point decides, from the
-  cached inputs, on every request; the answer is one that serves something.
+* ``AccessService.everything_in_memory`` with the route's ``fhir_base`` as the answer
+  key (kept per scheme, server, ``Host``, path and public base URL: ``_urls_of``): the
+  decision point decides, from the cached inputs, on every request; the answer is
+  one that serves something.
 
 Then it builds the audit events with the route's ``everything_served``, awaits
 their durable commit (``AuditLog.append_async``) and sends the route's body

@@ -454,11 +454,13 @@ class AccessService:
         return entry.person_id, served
 
     def everything_in_memory(
-        self, token: AccessToken, patient_id: str, answer_key: Hashable
+        self, token: AccessToken, patient_id: str, answer_key: Hashable, *, count: bool = True
     ) -> tuple[str, Answer] | None:
         """:meth:`everything` when the read cache holds the whole answer for this
         requester (no I/O: cheap enough for the event loop), else None (ask
-        :meth:`everything`). Decides afresh either way."""
+        :meth:`everything`). Decides afresh either way. ``count``: add a hit to the
+        cache's count (a caller that may still hand the request on counts it itself,
+        once it serves the answer)."""
         cache = self.read_cache
         if cache is None:
             return None
@@ -478,7 +480,8 @@ class AccessService:
         kept = entry.answers.get((access.visible, answer_key))
         if kept is None:
             return None
-        cache.hit()
+        if count:
+            cache.hit()
         return entry.person_id, kept
 
     def _everything_uncached(

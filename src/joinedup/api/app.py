@@ -9,10 +9,12 @@ from fastapi import FastAPI
 
 from joinedup import __version__
 from joinedup.api import admin, fhir, problems, public
+from joinedup.api.fast_lane import EverythingFastLane, everything_path
 from joinedup.api.observe import Metrics, ObserveMiddleware
 from joinedup.api.routes import RouteTemplates
 from joinedup.auth.cache import CachingVerifier
 from joinedup.services import Services
+from joinedup.storage.changes import register_queue_gauge
 
 DESCRIPTION = """
 joinedup lets the NHS, councils and charities in one area share what they know
@@ -24,7 +26,9 @@ about the people they jointly care for, lawfully and audited.
 """
 
 
-def create_app(svc: Services) -> FastAPI:
+def create_app(svc: Services, *, fast_lane: bool = True) -> FastAPI:
+    """``fast_lane``: answer ``Patient/$everything`` cache hits below FastAPI
+    (``joinedup.api.fast_lane``); off only to compare the two paths in tests."""
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
@@ -40,10 +44,15 @@ def create_app(svc: Services) -> FastAPI:
     app.state.services = svc
     app.state.verifier = CachingVerifier(svc.verifier())
     app.state.metrics = metrics
+    if svc.changes is not None:  # the read cache's listener (PostgreSQL)
+        register_queue_gauge(metrics.registry, svc.changes)
     problems.install(app)
     app.include_router(fhir.first)  # matched first: the hot partner route
     app.include_router(public.router)
     app.include_router(admin.router)
     app.include_router(fhir.router)
-    app.add_middleware(ObserveMiddleware, metrics=metrics, templates=RouteTemplates(app))
+    # the fast lane is asked by ObserveMiddleware: the same request ids, metrics, log lines
+    lane = EverythingFastLane(everything_path(app)) if fast_lane else None
+    app.add_middleware(ObserveMiddleware, metrics=metrics, templates=RouteTemplates(app),
+                       lane=lane)
     return app

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from starlette.datastructures import URL
 
 from joinedup.auth.cache import Verifier
@@ -24,6 +25,17 @@ from joinedup.errors import Forbidden, Unauthenticated
 from joinedup.services import Services
 
 _bearer = HTTPBearer(auto_error=False, description="An access token from /oauth2/token")
+
+
+def bearer_credentials(authorization: str | None) -> str | None:
+    """The token of an ``Authorization`` header value as ``_bearer`` (FastAPI's
+    ``HTTPBearer(auto_error=False)``) reads it, or None where it gives no credentials:
+    for code that runs before FastAPI (``joinedup.api.fast_lane``). A test holds the
+    two together."""
+    scheme, credentials = get_authorization_scheme_param(authorization)
+    if not (authorization and scheme and credentials) or scheme.lower() != "bearer":
+        return None
+    return credentials
 
 
 async def services(request: Request) -> Services:

@@ -91,14 +91,20 @@ def _auth_headers(status: int, detail: str) -> dict[str, str] | None:
     return None
 
 
+def fhir_error(exc: UserError) -> JSONResponse:
+    """A user error's answer under /fhir (what the application's handler sends)."""
+    headers = _auth_headers(exc.status, exc.detail)
+    # FHIR answers an invalid request (bad search parameter, malformed body) with 400.
+    status = 400 if exc.status == 422 else exc.status
+    return operation_outcome(status, exc.detail, exc.problems, headers)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(UserError)
     async def user_error(request: Request, exc: UserError) -> JSONResponse:
-        headers = _auth_headers(exc.status, exc.detail)
         if _is_fhir(request):
-            # FHIR answers an invalid request (bad search parameter, malformed body) with 400.
-            status = 400 if exc.status == 422 else exc.status
-            return operation_outcome(status, exc.detail, exc.problems, headers)
+            return fhir_error(exc)
+        headers = _auth_headers(exc.status, exc.detail)
         return problem_response(
             exc.status,
             exc.title,

@@ -921,3 +921,16 @@ def test_a_declaration_that_expires_is_not_served_from_a_warm_entry(
     finally:
         _write(other, "DELETE FROM declared_relationships WHERE reason = :r", r=reason)
         _settle(demo)
+
+
+def test_the_apps_metrics_show_the_notification_queue_usage(demo: Demo) -> None:
+    """The application's /metrics carries the listener's reading of
+    ``pg_notification_queue_usage()`` (a fraction of the queue, read with the heartbeat)."""
+    name = "joinedup_read_cache_notify_queue_usage"
+    listener = demo.svc.changes
+    assert listener is not None
+    _until("the queue's usage was read", lambda: listener.queue_usage is not None)
+    lines = [line for line in demo.client.get("/metrics").text.splitlines()
+             if line.startswith(name + " ")]
+    assert len(lines) == 1, "the gauge is not in the application's metrics"
+    assert 0.0 <= float(lines[0].split()[1]) <= 1.0

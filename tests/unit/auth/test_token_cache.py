@@ -52,3 +52,19 @@ def test_a_full_cache_starts_again() -> None:
     assert inner.calls == ["good-1", "good-2", "good-3", "good-1"]
     cache.verify("good-3")
     assert len(inner.calls) == 4
+
+
+def test_cached_answers_only_what_verify_would_answer_from_memory() -> None:
+    now = [900.0]
+    inner = Counting()
+    cache = CachingVerifier(inner, clock=lambda: now[0])
+    assert cache.cached("good-1") is None  # never verified: not verified here either
+    with pytest.raises(Unauthenticated):
+        cache.verify("bad")
+    assert cache.cached("bad") is None
+    first = cache.verify("good-1")
+    assert cache.cached("good-1") is first
+    assert inner.calls == ["bad", "good-1"]  # cached() never asks the verifier
+    now[0] = 1_000.0  # at exp
+    assert cache.cached("good-1") is None
+    assert inner.calls == ["bad", "good-1"]

@@ -130,7 +130,8 @@ def _bundle(
 ) -> dict[str, Any]:
     """A Bundle; ``page`` (offset, count) adds ``next``/``previous`` links, made of the
     caller's own parameters and an offset within the total the caller may see."""
-    links = [{"relation": "self", "url": public_url(request)}]
+    bundle = _searchset(public_url(request), total, entries, kind)
+    links = bundle["link"]
     if page is not None:
         offset, count = page
         params = [(k, v) for k, v in request.query_params.multi_items() if k != "_offset"]
@@ -141,11 +142,17 @@ def _bundle(
         if offset > 0:
             prev = urlencode([*params, ("_offset", str(max(0, offset - count)))])
             links.append({"relation": "previous", "url": f"{url}?{prev}"})
+    return bundle
+
+
+def _searchset(
+    self_url: str, total: int, entries: list[dict[str, Any]], kind: str = "searchset"
+) -> dict[str, Any]:
     return {
         "resourceType": "Bundle",
         "type": kind,
         "total": total,
-        "link": links,
+        "link": [{"relation": "self", "url": self_url}],
         "entry": entries,
     }
 
@@ -160,30 +167,45 @@ holds ``$everything`` (``joinedup.api.fhir.first``); the token is on ``request.s
 async def everything(id: str, request: Request) -> Response:
     """An answer the worker's read cache holds whole is decided in the event loop (no
     I/O); otherwise the database work runs in one threadpool call on one connection.
-    The wait for the audit commit holds no thread (``append_async``)."""
+    The wait for the audit commit holds no thread (``append_async``). A cache hit for a
+    request nothing is unusual about is usually answered before FastAPI by
+    ``joinedup.api.fast_lane``, with this route's functions (``everything_served``,
+    ``everything_body``); this route answers everything else."""
     svc: Services = request.app.state.services
     token: AccessToken = request.state.token  # set by EVERYTHING_READER
-    served = _served(token, request, AuditAction.RECORD_READ, f"Patient/{id}/$everything")
     base = fhir_base(request)
     found = svc.access.everything_in_memory(token, id, base)  # the read cache: no I/O
     if found is None:
         found = await run_in_threadpool(
             svc.access.everything, token, id, lambda a, f: _everything_answer(a, f, base), base)
-    entries: tuple[bytes, ...] = ()
+    served = everything_served(token, getattr(request.state, "request_id", None), id, found)
+    await svc.audit.append_async(served.events())
+    entries = found[1].entries if found is not None and found[1].resources else ()
+    if not entries:  # nothing to see: the same answer as an unknown id
+        raise _not_found("Patient", id)
+    return Response(everything_body(public_url(request), entries), media_type=FHIR_JSON)
+
+
+def everything_served(
+    token: AccessToken, request_id: str | None, id: str, found: tuple[str, Answer] | None
+) -> Served:
+    """What a ``$everything`` answer served, for its audit events."""
+    served = Served(token, AuditAction.RECORD_READ, request_id, f"Patient/{id}/$everything")
     if found is not None:
         person_id, answer = found
         served.considered.add(person_id)
         if answer.resources:
-            entries = answer.entries
             served.add_answer(person_id, answer.resources, answer.decisions, answer.redacted,
                               answer.summary)
-    await svc.audit.append_async(served.events())
-    if not entries:  # nothing to see: the same answer as an unknown id
-        raise _not_found("Patient", id)
-    head = orjson.dumps(_bundle(request, len(entries), [], None))
-    # The same JSON as the other routes' _bundle, with the entries spliced in as text.
-    body = b"".join((head[: -len(_EMPTY_ENTRIES)], b',"entry":[', b",".join(entries), b"]}"))
-    return Response(body, media_type=FHIR_JSON)
+    return served
+
+
+def everything_body(self_url: str, entries: Sequence[bytes]) -> bytes:
+    """The searchset Bundle of a ``$everything`` answer (``self_url``: the request's
+    ``public_url``): the same JSON as the other routes' ``_bundle``, with the entries
+    (JSON text) spliced in."""
+    head = orjson.dumps(_searchset(self_url, len(entries), []))
+    return b"".join((head[: -len(_EMPTY_ENTRIES)], b',"entry":[', b",".join(entries), b"]}"))
 
 
 _EMPTY_ENTRIES = b',"entry":[]}'

@@ -117,6 +117,10 @@ def size_of_answer(answer: Answer) -> int:
     return sum(len(e) + _OVERHEAD for e in answer.entries)
 
 
+_MAX_FHIR_ID = 64
+"""FHIR R4's limit on a resource id's length."""
+
+
 class ReadCache:
     """Thread-safe; one per worker process (``Services``)."""
 
@@ -299,8 +303,10 @@ class ReadCache:
 
     def put_unknown(self, ticket: int | None, patient_id: str) -> bool:
         """The person index did not know ``Patient/<patient_id>`` at a read begun at
-        ``ticket``."""
-        if self.max_entries <= 0:
+        ``ticket``. An id longer than a FHIR id can be is not kept: no record can have
+        it, and its bytes are not counted in ``max_bytes`` (review: 10,000 ids of
+        ~80 kB each would pin ~800 MB)."""
+        if self.max_entries <= 0 or len(patient_id) > _MAX_FHIR_ID:
             return False
         with self._lock:
             digests = self._digests_of((patient_id,))

@@ -62,6 +62,10 @@ _FHIR_JSON = records.FHIR_JSON.encode("latin-1")
 _BODY_HEADERS = frozenset({b"content-length", b"transfer-encoding"})
 _MAX_URLS = 10_000
 """Requests' (base, self) URLs kept (``_urls_of``); a full memo is emptied."""
+_MAX_KEPT_PART = 255
+"""A ``Host`` header or path longer than this (bytes / characters) is not kept: a
+real one is far shorter (a FHIR id is at most 64 characters), and ~80 kB of
+client-chosen headers per entry would let one token fill gigabytes (review)."""
 
 
 @dataclass(frozen=True)
@@ -181,6 +185,9 @@ class EverythingFastLane:
         if found is None:
             request = Request(scope)
             found = (fhir_base(request), public_url(request))
+            if (host is not None and len(host) > _MAX_KEPT_PART) \
+                    or len(scope["path"]) > _MAX_KEPT_PART:
+                return found  # worked out, not kept
             if len(self._urls) >= _MAX_URLS:
                 self._urls.clear()
             self._urls[key] = found

@@ -389,3 +389,22 @@ def test_bearer_credentials_reads_the_header_as_httpbearer_does(authorization: s
     expected = asyncio.run(_bearer(_headers_of(authorization)))
     got = bearer_credentials(authorization)
     assert got == (expected.credentials if expected is not None else None)
+
+
+def test_oversized_host_headers_and_paths_are_not_kept(world: World) -> None:
+    """The URLs the fast lane keeps per ``Host`` header and path stay small whatever
+    clients send (review: ~80 kB of headers per entry, 10,000 entries, per worker)."""
+    lane = _lane(world.plain.on.app)  # type: ignore[arg-type]
+    demo = world.demo
+    patient = demo.patients["RWC"][0]
+    kept = len(lane._urls)
+    for i in range(20):
+        host = {"Host": f"h{i}-" + "x" * 4_000 + ".example"}
+        for path in (f"/fhir/Patient/{patient}/$everything",
+                     f"/fhir/Patient/{'p' * 300}{i}/$everything"):
+            r = world.plain.on.get(path, headers={**demo.insider, **host})
+            assert r.status_code in (200, 404)
+        long_path = f"/fhir/Patient/{'q' * 300}{i}/$everything"
+        assert world.plain.on.get(long_path, headers=demo.insider).status_code == 404
+    assert all(len(key[2] or b"") <= 255 and len(key[3]) <= 255 for key in lane._urls)
+    assert len(lane._urls) <= kept + 1  # at most the one ordinary Host and path

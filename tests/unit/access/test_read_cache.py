@@ -188,6 +188,16 @@ def test_an_unknown_id_is_remembered_until_its_id_is_notified() -> None:
     assert not cache.unknown("x3")  # nor outlive the lease
 
 
+def test_an_id_no_record_can_have_is_not_remembered() -> None:
+    """Ids past FHIR's 64 characters are asked of the database each time instead of
+    being kept uncounted by ``max_bytes`` (review)."""
+    cache = _cache(Clock())
+    assert cache.put_unknown(cache.ticket(), "a" * 64)
+    assert cache.unknown("a" * 64)
+    assert not cache.put_unknown(cache.ticket(), "a" * 65)
+    assert not cache.unknown("a" * 65)
+
+
 class _Sink:
     def __init__(self) -> None:
         self.changes: list[list[str]] = []

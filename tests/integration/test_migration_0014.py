@@ -81,3 +81,44 @@ def test_0014_makes_a_random_salt_and_its_downgrade_restores_0013(empty_db: Data
     upgrade(db, "0014_read_cache_digests")
     again, again_id = _key(db)
     assert (again, again_id) != (salt, key_id)  # made afresh: random, not a default
+
+
+def test_0014_leaves_the_salt_readable_by_its_owner_alone(empty_db: Database) -> None:
+    """Default privileges (e.g. a reporting role granted SELECT on every new table)
+    do not reach the salt: the migration revokes every grant but the owner's (review)."""
+    db = empty_db
+    if db.dialect != "postgresql":
+        pytest.skip("privileges are PostgreSQL's")
+    role = f"joinedup_m14_reader_{uuid.uuid4().hex[:8]}"
+    with db.engine.begin() as conn:
+        conn.execute(text(f'CREATE ROLE "{role}"'))
+        conn.execute(text(f'ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO "{role}"'))
+    try:
+        upgrade(db, "0014_read_cache_digests")
+        with db.engine.connect() as conn:
+            granted = conn.execute(text(
+                "SELECT has_table_privilege(:r, 'read_cache_key', 'SELECT'), "
+                "has_table_privilege(:r, 'persons', 'SELECT')"), {"r": role}).one()
+        assert tuple(granted) == (False, True)  # the default grant reached other tables
+    finally:
+        with db.engine.begin() as conn:
+            conn.execute(text(f'ALTER DEFAULT PRIVILEGES REVOKE SELECT ON TABLES FROM "{role}"'))
+            conn.execute(text(f'DROP OWNED BY "{role}"'))
+            conn.execute(text(f'DROP ROLE "{role}"'))
+
+
+def test_0014_downgrade_tells_keyed_listeners_at_its_commit(empty_db: Database) -> None:
+    """After the downgrade nothing is sent on the keyed channel: its listeners are told
+    (``key:changed``) so that none serves on until its lease runs out (review)."""
+    db = empty_db
+    if db.dialect != "postgresql":
+        pytest.skip("notifications are PostgreSQL's")
+    import psycopg
+
+    upgrade(db, "0014_read_cache_digests")
+    url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(url, autocommit=True) as listener:
+        listener.execute("LISTEN joinedup_read_cache_keyed")
+        _downgrade(db, "0013_read_cache_notify")
+        got = [n.payload for n in listener.notifies(timeout=5, stop_after=1)]
+    assert got == ["key:changed"]

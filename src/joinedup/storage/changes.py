@@ -81,7 +81,7 @@ class KeyDigest:
     application's role can read, so a listener without it cannot test a guessed id
     against a payload."""
 
-    __slots__ = ("_salt", "key_id")
+    __slots__ = ("_salt", "fingerprint", "key_id")
 
     def __init__(self, salt: bytes, key_id: str) -> None:
         if len(salt) < 16:
@@ -89,6 +89,8 @@ class KeyDigest:
         self._salt = bytes(salt)
         self.key_id = key_id
         """Names the salt (the ``read_cache_key`` row's ``key_id``)."""
+        self.fingerprint = hashlib.sha256(self._salt).digest()
+        """SHA-256 of the salt: the heartbeat checks the row still holds these bytes."""
 
     def __call__(self, key: str) -> str:
         return hashlib.sha256(self._salt + key.encode("utf-8")).hexdigest()[:DIGEST_CHARS]
@@ -317,7 +319,8 @@ class ChangeListener:
                         self._conninfo, application_name="joinedup read cache heartbeat",
                         **_CONNECT,
                     )
-                row = conn.execute(_QUEUE_AND_KEY, (digest.key_id,)).fetchone()
+                row = conn.execute(_QUEUE_AND_KEY,
+                                   (digest.key_id, digest.fingerprint)).fetchone()
                 if row is None:  # the salt changed or went: what is notified is unknown
                     self._rekey.set()
                     raise LookupError("read_cache_key is not the row the listener read")
@@ -387,13 +390,28 @@ class ChangeListener:
             if arrived is not None:
                 arrived.set()
             return
-        self._sink.changed(payload.split())
+        self._sink.changed(_digests(payload, self._digest))
 
 
 _QUEUE_AND_KEY = (
-    "SELECT pg_notification_queue_usage() FROM read_cache_key WHERE id = 1 AND key_id = %s"
+    "SELECT pg_notification_queue_usage() FROM read_cache_key "
+    "WHERE id = 1 AND key_id = %s AND sha256(salt) = %s"
 )
-"""One round trip per heartbeat: the queue's usage, and no row if the salt changed."""
+"""One round trip per heartbeat: the queue's usage, and no row if the salt changed
+(its name or, written with the triggers disabled, only its bytes)."""
+
+_KEYED = "k:"
+
+
+def _digests(payload: str, digest: KeyDigest | None) -> list[str]:
+    """The digests a payload names, or ``[*]`` (everything) unless it is ``k:<key_id>``
+    of the salt this listener holds followed by digests: a payload made with another
+    salt (a trigger ran before a salt change, its transaction committed after) or in
+    another form must drop everything, never nothing."""
+    parts = payload.split()
+    if parts and digest is not None and parts[0] == _KEYED + digest.key_id:
+        return parts[1:]
+    return [EVERYTHING]
 
 
 def register_queue_gauge(registry: Any, listener: ChangeListener) -> Any:

@@ -533,6 +533,13 @@ def _digest(demo: Demo) -> KeyDigest:
         return read_key_digest(conn)
 
 
+def _named(payload: str, digest: KeyDigest) -> list[str]:
+    """A digests payload's digests, after checking it names the salt they were made with."""
+    first, *digests = payload.split()
+    assert first == f"k:{digest.key_id}"
+    return digests
+
+
 def test_a_payload_over_the_byte_limit_becomes_everything(demo: Demo) -> None:
     """The bound is on the digests' bytes: 500 keys' digests (8,500 bytes with their
     spaces) pass 7,000; 300 (5,100) do not."""
@@ -543,7 +550,7 @@ def test_a_payload_over_the_byte_limit_becomes_everything(demo: Demo) -> None:
     some = many[:300]
     got = _notified(demo, "SELECT joinedup_read_cache_notify(%(k)s::text[])", k=some)
     assert len(got) == 1
-    assert sorted(got[0].split()) == sorted(digest(k) for k in some)
+    assert sorted(_named(got[0], digest)) == sorted(digest(k) for k in some)
 
 
 def test_payloads_carry_keyed_digests_not_ids(demo: Demo) -> None:
@@ -552,12 +559,13 @@ def test_payloads_carry_keyed_digests_not_ids(demo: Demo) -> None:
     keys = ["\u00e9" * 10, "patient-1", str(uuid.uuid4())]
     got = _notified(demo, "SELECT joinedup_read_cache_notify(%(k)s::text[])", k=keys)
     assert len(got) == 1
-    assert sorted(got[0].split()) == sorted(digest(k) for k in keys)
-    assert all(len(d) == DIGEST_CHARS and int(d, 16) >= 0 for d in got[0].split())
+    digests = _named(got[0], digest)
+    assert sorted(digests) == sorted(digest(k) for k in keys)
+    assert all(len(d) == DIGEST_CHARS and int(d, 16) >= 0 for d in digests)
     assert not any(k in got[0] for k in keys)
     # the salt is per deployment: another salt gives other digests
     assert {KeyDigest(b"another salt, 32 bytes long.....", "x")(k) for k in keys} \
-        .isdisjoint(got[0].split())
+        .isdisjoint(digests)
 
 
 def test_the_old_channel_gets_only_everything_once_per_transaction(demo: Demo) -> None:
@@ -585,7 +593,9 @@ def test_the_triggers_notify_whatever_the_writers_search_path(demo: Demo) -> Non
         f"DELETE FROM {schema}.persons WHERE id = %(s)s",
         s=stray,
     )
-    assert got == [_digest(demo)(stray)]  # (identical payloads in one transaction: sent once)
+    digest = _digest(demo)
+    # (identical payloads in one transaction: sent once)
+    assert got == [f"k:{digest.key_id} {digest(stray)}"]
 
 
 # -- a warm entry read again: merges, the day, and who asks ------------------------------
@@ -880,8 +890,8 @@ def test_a_new_salt_takes_the_cache_offline_until_its_listener_has_read_it(
         assert listener._digest.key_id == f"{key_id}-test"
         assert cache.put(cache.ticket(), PersonEntry("p1", "person-1", ("p1",), ()))
         got = _notified(demo, "SELECT joinedup_read_cache_notify(ARRAY['person-1'])")
-        assert got == [listener._digest("person-1")]
-        cache.changed(got[0].split())
+        assert got == [f"k:{key_id}-test {listener._digest('person-1')}"]
+        cache.changed(_named(got[0], listener._digest))
         assert cache.get("p1") is None
     finally:
         _write(other, "UPDATE read_cache_key SET salt = :s, key_id = :k", s=salt, k=key_id)

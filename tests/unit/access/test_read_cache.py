@@ -225,8 +225,27 @@ def test_heartbeats_invalidate_nothing_and_only_this_listeners_renew_the_lease()
     listener._deliver(f"hb:{listener._nonce}:7")
     assert sink.beats == [42.0]
     assert sink.changes == []
-    listener._deliver("p1 person-1")
-    assert sink.changes == [["p1", "person-1"]]
+    listener._deliver("p1 person-1")  # names no salt: everything
+    assert sink.changes == [["*"]]
+
+
+def test_a_payload_made_with_another_salt_drops_everything() -> None:
+    """Digests are delivered at commit: a trigger that ran before a salt change sends,
+    after the listener holds the new salt, digests it can match to nothing (review).
+    Only a payload naming the listener's own salt invalidates by digest."""
+    sink = _Sink()
+    listener = ChangeListener(create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none"), sink)
+    listener._digest = DIGEST
+    listener._deliver(f"k:{DIGEST.key_id} {DIGEST('p1')} {DIGEST('person-1')}")
+    assert sink.changes == [[DIGEST("p1"), DIGEST("person-1")]]
+    for other in (f"k:old-key {DIGEST('p1')}", DIGEST("p1"), f"k:{DIGEST.key_id}x a", "*"):
+        sink.changes.clear()
+        listener._deliver(other)
+        assert sink.changes == [["*"]], other
+    listener._digest = None  # not listening: nothing can be matched
+    sink.changes.clear()
+    listener._deliver(f"k:{DIGEST.key_id} {DIGEST('p1')}")
+    assert sink.changes == [["*"]]
 
 
 def test_a_changed_salt_empties_the_sink_before_anything_after_it() -> None:

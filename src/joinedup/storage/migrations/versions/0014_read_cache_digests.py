@@ -17,6 +17,11 @@ payloads once per transaction): a worker still running the code from before this
 migration during a rolling upgrade drops its whole cache on each change rather
 than missing every one. A later migration can stop that once no such worker runs.
 
+A payload of digests begins ``k:<key_id>``, naming the salt it was made with: it
+is delivered at commit, so one made just before a salt change arrives after the
+listener holds the new salt, and a listener treats a payload naming another salt
+(or none) as ``*``.
+
 Any write to ``read_cache_key`` sends ``key:changed`` on the new channel (a
 statement trigger): a listener that receives it drops its cache at once and
 reconnects to read the new salt, so no digest made with a salt it does not hold
@@ -81,14 +86,16 @@ END $$;
 """
 
 
-MAX_KEYS = MAX_PAYLOAD // (DIGEST_CHARS + 1)
-"""Digests that fit ``MAX_PAYLOAD`` with their spaces (411): past this many, ``*``
-without hashing any."""
+KEYED = "k:"
+"""A digests payload begins ``k:<key_id>``, the salt it was made with."""
+MAX_KEYS = (MAX_PAYLOAD - 64) // (DIGEST_CHARS + 1)
+"""Digests that fit ``MAX_PAYLOAD`` with their spaces and the salt's name (407): past
+this many, ``*`` without hashing any."""
 
 _NOTIFY_DIGESTS = f"""
 CREATE OR REPLACE FUNCTION joinedup_read_cache_notify(keys text[]) RETURNS void
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
-DECLARE payload text; key_salt bytea; distinct_keys text[];
+DECLARE payload text; key_salt bytea; key_name text; distinct_keys text[];
 BEGIN
   SELECT array_agg(DISTINCT k) INTO distinct_keys
     FROM unnest(keys) AS k WHERE k IS NOT NULL AND k <> '';
@@ -96,12 +103,14 @@ BEGIN
     RETURN;
   END IF;
   PERFORM pg_notify('{OLD_CHANNEL}', '*');
-  SELECT r.salt INTO key_salt FROM read_cache_key r WHERE r.id = 1;
+  SELECT r.salt, r.key_id INTO key_salt, key_name FROM read_cache_key r WHERE r.id = 1;
   IF key_salt IS NULL OR cardinality(distinct_keys) > {MAX_KEYS} THEN
     payload := '*';  -- no salt (every listener drops everything), or too many keys
   ELSE
-    SELECT string_agg(DISTINCT left(encode(sha256(key_salt || convert_to(k, 'UTF8')),
-                                           'hex'), {DIGEST_CHARS}), ' ')
+    -- named by the salt it was made with: delivered at commit, a payload made before
+    -- a salt change would otherwise match nothing a listener holding the new one keeps
+    SELECT '{KEYED}' || key_name || ' ' || string_agg(DISTINCT left(encode(
+             sha256(key_salt || convert_to(k, 'UTF8')), 'hex'), {DIGEST_CHARS}), ' ')
       INTO payload FROM unnest(distinct_keys) AS k;
     IF octet_length(payload) > {MAX_PAYLOAD} THEN
       payload := '*';
@@ -141,6 +150,25 @@ END $$;
 """
 
 
+_PRIVATE = """
+DO $$
+DECLARE grantee text;
+BEGIN
+  -- every grant but the owner's, default privileges' included (review: a REVOKE
+  -- from PUBLIC alone leaves e.g. a reporting role's SELECT in place)
+  FOR grantee IN
+    SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC'
+                         ELSE quote_ident(pg_get_userbyid(a.grantee)) END
+      FROM pg_class c, aclexplode(c.relacl) a
+     WHERE c.oid = 'read_cache_key'::regclass AND a.grantee <> c.relowner
+  LOOP
+    EXECUTE 'REVOKE ALL ON read_cache_key FROM ' || grantee;
+  END LOOP;
+  REVOKE ALL ON read_cache_key FROM PUBLIC;
+END $$;
+"""
+
+
 def upgrade() -> None:
     dialect = op.get_bind().dialect.name
     op.create_table(
@@ -161,7 +189,7 @@ def upgrade() -> None:
         "sha256(convert_to(gen_random_uuid()::text || gen_random_uuid()::text, 'UTF8')), "
         "gen_random_uuid()::text)"
     )
-    op.execute("REVOKE ALL ON read_cache_key FROM PUBLIC")
+    op.execute(_PRIVATE)
     op.execute(_KEY_CHANGED)
     op.execute("CREATE TRIGGER joinedup_read_cache_key_changed AFTER INSERT OR UPDATE OR "
                "DELETE ON read_cache_key FOR EACH STATEMENT "
@@ -178,6 +206,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
+        # listeners on the keyed channel hear no more after this commits: tell them now
+        # (delivered at commit), so none serves on until its lease runs out (review)
+        op.execute(f"SELECT pg_notify('{CHANNEL}', '{REKEY}')")
         op.execute(_NOTIFY_IDS)
         for table, keys in _KEYS.items():
             op.execute(_table_function(table, keys, f"PERFORM pg_notify('{OLD_CHANNEL}', '*');"))

@@ -52,6 +52,7 @@ from typing import Any
 from joinedup.access.consent import PersonConsents
 from joinedup.access.decisions import Decision, DecisionSummary
 from joinedup.access.relationships import Relationship
+from joinedup.records.provenance import FHIR_ID
 from joinedup.records.store import StoredResource
 
 _EVERYTHING = "*"
@@ -115,10 +116,6 @@ def size_of_records(found: Iterable[StoredResource]) -> int:
 
 def size_of_answer(answer: Answer) -> int:
     return sum(len(e) + _OVERHEAD for e in answer.entries)
-
-
-_MAX_FHIR_ID = 64
-"""FHIR R4's limit on a resource id's length."""
 
 
 class ReadCache:
@@ -303,10 +300,11 @@ class ReadCache:
 
     def put_unknown(self, ticket: int | None, patient_id: str) -> bool:
         """The person index did not know ``Patient/<patient_id>`` at a read begun at
-        ``ticket``. An id longer than a FHIR id can be is not kept: no record can have
-        it, and its bytes are not counted in ``max_bytes`` (review: 10,000 ids of
-        ~80 kB each would pin ~800 MB)."""
-        if self.max_entries <= 0 or len(patient_id) > _MAX_FHIR_ID:
+        ``ticket``. An id that is not a FHIR id (``records.provenance.FHIR_ID``, which the
+        record writer enforces) is not kept: no record can have it, and its bytes are
+        not counted in ``max_bytes`` (review: 10,000 ids of ~80 kB each would pin
+        ~800 MB)."""
+        if self.max_entries <= 0 or not FHIR_ID.match(patient_id):
             return False
         with self._lock:
             digests = self._digests_of((patient_id,))

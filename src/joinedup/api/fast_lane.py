@@ -159,8 +159,7 @@ class EverythingFastLane:
         if credentials is None:
             return None
         state = scope["app"].state
-        cached = getattr(state.verifier, "cached", None)
-        token = cached(credentials) if cached is not None else None
+        token = state.verifier.cached(credentials)  # a CachingVerifier (create_app)
         if token is None or not token.has(Permission.RECORDS_READ):
             return None
         requester_identity(token)  # Forbidden: the route refuses it
@@ -179,15 +178,16 @@ class EverythingFastLane:
         the server, the ``Host`` header, the path (no query string, no root path) and
         the public base URL. Building the URLs cost ~10% of a hit's event-loop CPU."""
         server = scope.get("server")  # a list from some servers (and the test client)
+        path = scope["path"]
+        if (host is not None and len(host) > _MAX_KEPT_PART) or len(path) > _MAX_KEPT_PART:
+            request = Request(scope)
+            return fhir_base(request), public_url(request)  # worked out, not kept
         key = (scope.get("scheme", "http"), None if server is None else tuple(server), host,
-               scope["path"], public)
+               path, public)
         found = self._urls.get(key)
         if found is None:
             request = Request(scope)
             found = (fhir_base(request), public_url(request))
-            if (host is not None and len(host) > _MAX_KEPT_PART) \
-                    or len(scope["path"]) > _MAX_KEPT_PART:
-                return found  # worked out, not kept
             if len(self._urls) >= _MAX_URLS:
                 self._urls.clear()
             self._urls[key] = found
